@@ -1,0 +1,186 @@
+# SPDX-License-Identifier: MIT
+"""The world's state: a flat map from named fields to domain values.
+
+Layer: semantics. Imports `semantics.domain` only.
+
+A world is one dict ``{key: value}`` over a fixed `Layout` (key -> width;
+width 0 means a boolean). The flat form makes the state vector of the SMT
+encoding, the comparison in the sim-vs-encoding property test and the
+merge of two worlds under a condition all one-liners.
+
+Keys (``c`` a CPU number, ``t`` a task: ``T`` the task under study, ``O<c>``
+the other task of CPU c):
+
+* ``cpu<c>.fs``, ``.fs_base``, ``.gs``, ``.gs_base``, ``.kernel_gs_base``,
+  ``.gdt_tls0..2``: the registers of CPU c and its GDT TLS slots 12..14;
+* ``<t>.fsindex``, ``.gsindex``, ``.fsbase``, ``.gsbase``, ``.tls0..2``: thread_struct;
+* ``mm.ldt0..`` and ``mm.ldt_n``: the process's LDT (shared by all its threads);
+* ``T.cpu``, ``T.stopped``, ``T.status`` (0 running, else the fatal signal),
+  ``kernel_gp`` (the kernel took a #GP loading a base: a kernel bug).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from fsgs_smt.semantics.domain import Domain, V
+
+TASK = "T"
+STATUS_RUNNING = 0
+STATUS_SIGSEGV = 1
+STATUS_SIGBUS = 2
+STATUS_SIGILL = 3
+STATUS_NAMES = {STATUS_SIGSEGV: "SIGSEGV", STATUS_SIGBUS: "SIGBUS", STATUS_SIGILL: "SIGILL"}
+
+CPU_REG_FIELDS: dict[str, int] = {
+    "fs": 16, "fs_base": 64, "gs": 16, "gs_base": 64, "kernel_gs_base": 64,
+    "gdt_tls0": 64, "gdt_tls1": 64, "gdt_tls2": 64,
+}  # fmt: skip
+THREAD_KEYS: dict[str, int] = {
+    "fsindex": 16, "gsindex": 16, "fsbase": 64, "gsbase": 64, "tls0": 64, "tls1": 64, "tls2": 64,
+}  # fmt: skip
+
+
+def other_task(cpu: int) -> str:
+    """The name of the other task that runs on CPU *cpu*."""
+    return f"O{cpu}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bounds:
+    """The size of the modelled world."""
+
+    ncpus: int = 2
+    ldt_slots: int = 8
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.ncpus <= 64:
+            msg = f"ncpus must be 1..64, got {self.ncpus}"
+            raise ValueError(msg)
+        if not 1 <= self.ldt_slots <= 8192:
+            msg = f"ldt_slots must be 1..8192, got {self.ldt_slots}"
+            raise ValueError(msg)
+
+
+def layout(bounds: Bounds) -> dict[str, int]:
+    """Every state key of a world of this size, with its width (0: boolean), in a fixed order."""
+    keys: dict[str, int] = {}
+    for c in range(bounds.ncpus):
+        for name, width in CPU_REG_FIELDS.items():
+            keys[f"cpu{c}.{name}"] = width
+    for task in (TASK, *(other_task(c) for c in range(bounds.ncpus))):
+        for name, width in THREAD_KEYS.items():
+            keys[f"{task}.{name}"] = width
+    for k in range(bounds.ldt_slots):
+        keys[f"mm.ldt{k}"] = 64
+    keys["mm.ldt_n"] = 16
+    keys["T.cpu"] = 8
+    keys["T.stopped"] = 0
+    keys["T.status"] = 2
+    keys["kernel_gp"] = 0
+    return keys
+
+
+class Store:
+    """A mutable working copy of a world during one step; writes are guarded.
+
+    ``set(key, value, guard)`` stores ``ite(guard, value, old)``, so running a
+    statement under a path condition is the same code in every domain.
+    """
+
+    def __init__(self, d: Domain, values: Mapping[str, V]) -> None:
+        self.d = d
+        self.values: dict[str, V] = dict(values)
+
+    def get(self, key: str) -> V:
+        return self.values[key]
+
+    def set(self, key: str, value: V, guard: V) -> None:
+        g = self.d.const_bool(guard)
+        if g is False:
+            return
+        if g is True or key not in self.values:
+            self.values[key] = value
+            return
+        self.values[key] = self.d.ite(guard, value, self.values[key])
+
+    def snapshot(self, keys: Mapping[str, int]) -> dict[str, V]:
+        """The values of exactly *keys* (scratch keys such as a fork child's are dropped)."""
+        return {k: self.values[k] for k in keys}
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One of several objects (CPUs or tasks), each under its condition.
+
+    Concretely exactly one alternative has condition True; symbolically the
+    conditions are mutually exclusive and cover the reachable cases.
+    """
+
+    alts: tuple[tuple[V, str], ...]
+
+    @staticmethod
+    def one(d: Domain, prefix: str) -> Choice:
+        return Choice(((d.boolean(True), prefix),))
+
+    def __iter__(self) -> Iterator[tuple[V, str]]:
+        return iter(self.alts)
+
+    def read(self, store: Store, suffix: str) -> V:
+        d = store.d
+        alts = self.alts
+        result = store.get(f"{alts[-1][1]}.{suffix}")
+        for cond, prefix in reversed(alts[:-1]):
+            result = d.ite(cond, store.get(f"{prefix}.{suffix}"), result)
+        return result
+
+    def write(self, store: Store, suffix: str, value: V, guard: V) -> None:
+        d = store.d
+        for cond, prefix in self.alts:
+            store.set(f"{prefix}.{suffix}", value, d.and_(guard, cond))
+
+    def map_int(self, d: Domain, f: dict[str, int], width: int) -> V:
+        """An ite-chain selecting the int ``f[prefix]`` of the chosen alternative."""
+        result = d.bv(f[self.alts[-1][1]], width)
+        for cond, prefix in reversed(self.alts[:-1]):
+            result = d.ite(cond, d.bv(f[prefix], width), result)
+        return result
+
+
+def choose_by_index(d: Domain, index: V, names: list[str], width: int) -> Choice:
+    """The object ``names[index]``; alternatives known false (concretely: all but one) are pruned."""
+    alts: list[tuple[V, str]] = []
+    for i, name in enumerate(names):
+        cond = d.eq(index, d.bv(i, width))
+        if d.const_bool(cond) is False:
+            continue
+        alts.append((cond, name))
+    if not alts:
+        msg = f"index out of range 0..{len(names) - 1}"
+        raise ValueError(msg)
+    return Choice(tuple(alts))
+
+
+def read_array(d: Domain, store: Store, prefix: str, length: int, index: V) -> V:
+    """``prefix<index>`` for a symbolic or concrete 64-bit index; 0 when out of range."""
+    ci = d.const_value(index)
+    if ci is not None:
+        return store.get(f"{prefix}{ci}") if ci < length else d.bv(0, 64)
+    result = d.bv(0, 64)
+    for k in reversed(range(length)):
+        result = d.ite(d.eq(index, d.bv(k, 64)), store.get(f"{prefix}{k}"), result)
+    return result
+
+
+def write_array(
+    d: Domain, store: Store, prefix: str, length: int, index: V, value: V, guard: V
+) -> None:
+    """Store *value* at ``prefix<index>`` under *guard*; an out-of-range index writes nothing."""
+    ci = d.const_value(index)
+    if ci is not None:
+        if ci < length:
+            store.set(f"{prefix}{ci}", value, guard)
+        return
+    for k in range(length):
+        store.set(f"{prefix}{k}", value, d.and_(guard, d.eq(index, d.bv(k, 64))))

@@ -1,0 +1,387 @@
+# SPDX-License-Identifier: MIT
+"""One event of fsgs-trace/1 as a transition of the world, over any value domain.
+
+Layer: semantics. Imports `semantics.*` and `policy.ast` (through `interp`).
+
+This module says *which* hardware transitions and *which* policy hooks an
+event consists of, in which order (kernel entry, hooks, the return path); what
+a hook does is the policy's business (`interp`), what an instruction does is
+the hardware's (`x86`). The return path matters: a system-call return (SYSRET)
+keeps a null selector 1..3, an IRET zeroes it (trace-format.md).
+
+The task under study is ``T``. Each CPU c has its own other task ``O<c>``,
+another thread of the same process, which runs on c whenever T is not running
+there. A stopped task (ptrace) stays switched out until the next event that is
+not a tracer operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from fsgs_smt.semantics import x86
+from fsgs_smt.semantics.domain import V
+from fsgs_smt.semantics.events import (
+    USER_REGS_SLOTS,
+    ArchPrctl,
+    Event,
+    Exec,
+    Fork,
+    Interrupt,
+    Migrate,
+    ModifyLdt,
+    MovSeg,
+    Observe,
+    ObserveVia,
+    PtraceField,
+    PtracePeek,
+    PtracePoke,
+    PtraceSetregs,
+    Seg,
+    SetThreadArea,
+    Signal,
+    UserDesc,
+    WrBase,
+    Yield,
+    slot_offset,
+)
+from fsgs_smt.semantics.interp import Machine
+from fsgs_smt.semantics.state import (
+    STATUS_RUNNING,
+    TASK,
+    THREAD_KEYS,
+    Choice,
+    Store,
+    choose_by_index,
+    layout,
+    other_task,
+)
+
+# The kernel's per-CPU GS base (what GS.base holds while in the kernel): any canonical
+# kernel-half address; the model only needs it to differ from user values.
+PERCPU_BASE = 0xFFFF888000000000
+PERCPU_STRIDE = 0x40000
+# Default thread state of the other tasks (a glibc-like TLS base in FS).
+OTHER_FS_BASE = 0x7F0000000000
+OTHER_FS_STRIDE = 0x10000
+
+CHILD = "C"  # the transient child of a fork
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    """The world after an event and the event's named result values."""
+
+    world: dict[str, V]
+    result: dict[str, V]
+
+
+_FIELD_HOOK = {
+    PtraceField.FS: ("sel", Seg.FS),
+    PtraceField.GS: ("sel", Seg.GS),
+    PtraceField.FS_BASE: ("base", Seg.FS),
+    PtraceField.GS_BASE: ("base", Seg.GS),
+}
+_SLOT_FIELD = {
+    "fs": PtraceField.FS, "gs": PtraceField.GS,
+    "fs_base": PtraceField.FS_BASE, "gs_base": PtraceField.GS_BASE,
+}  # fmt: skip
+
+
+class Semantics:
+    """The transition function of one policy on one CPU model, over the machine's domain."""
+
+    def __init__(self, machine: Machine) -> None:
+        self.m = machine
+        self.d = machine.d
+        self.layout = layout(machine.bounds)
+        self.cpus = [f"cpu{c}" for c in range(machine.bounds.ncpus)]
+        self.others = [other_task(c) for c in range(machine.bounds.ncpus)]
+
+    # ------------------------------------------------------------------ worlds
+    def initial_world(self) -> dict[str, V]:
+        """The default concrete world: the task on CPU 0 as after exec, the others idle."""
+        d = self.d
+        values: dict[str, V] = {
+            k: (d.boolean(False) if w == 0 else d.bv(0, w)) for k, w in self.layout.items()
+        }
+        for c, cpu in enumerate(self.cpus):
+            values[f"{cpu}.kernel_gs_base"] = d.bv(PERCPU_BASE + c * PERCPU_STRIDE, 64)
+            fs_base = d.bv(OTHER_FS_BASE + (c + 1) * OTHER_FS_STRIDE, 64)
+            values[f"{other_task(c)}.fsbase"] = fs_base
+            if c != 0:
+                values[f"{cpu}.fs_base"] = fs_base
+        return self.step(values, Exec()).world
+
+    # ------------------------------------------------------------------ helpers
+    def _t_cpu(self, store: Store) -> Choice:
+        return choose_by_index(self.d, store.get("T.cpu"), self.cpus, 8)
+
+    def _other(self, store: Store) -> Choice:
+        return choose_by_index(self.d, store.get("T.cpu"), self.others, 8)
+
+    def _enter(self, store: Store, cpu: Choice, g: V) -> None:
+        x86.swapgs(self.d, store, cpu, g)  # entry from user mode
+
+    def _exit_sysret(self, store: Store, cpu: Choice, g: V) -> None:
+        x86.swapgs(self.d, store, cpu, g)
+
+    def _exit_iret(self, store: Store, cpu: Choice, g: V) -> None:
+        x86.swapgs(self.d, store, cpu, g)
+        x86.iret_to_user(self.d, self.m.model, store, cpu, g)
+
+    def _switch(self, store: Store, cpu: Choice, prev: Choice, nxt: Choice, g: V) -> None:
+        self.m.run_hook(store, "switch_out", g, threads={"prev": prev}, cpu=cpu, current=True)
+        self.m.run_hook(
+            store, "switch_in", g, threads={"prev": prev, "next": nxt}, cpu=cpu, current=True
+        )
+
+    def _resume(self, store: Store, g: V) -> None:
+        """If the task is stopped: its CPU's other task enters the kernel and switches to it."""
+        d = self.d
+        gg = d.and_(g, store.get("T.stopped"))
+        if d.const_bool(gg) is False:
+            return
+        cpu = self._t_cpu(store)
+        self._enter(store, cpu, gg)
+        self._switch(store, cpu, self._other(store), Choice.one(d, TASK), gg)
+        self._exit_sysret(store, cpu, gg)
+        store.set("T.stopped", d.boolean(False), gg)
+
+    def _stop(self, store: Store, g: V) -> None:
+        """If the task runs: it enters the kernel and its CPU switches to the other task."""
+        d = self.d
+        gg = d.and_(g, d.not_(store.get("T.stopped")))
+        if d.const_bool(gg) is False:
+            return
+        cpu = self._t_cpu(store)
+        self._enter(store, cpu, gg)
+        self._switch(store, cpu, Choice.one(d, TASK), self._other(store), gg)
+        self._exit_sysret(store, cpu, gg)
+        store.set("T.stopped", d.boolean(True), gg)
+
+    def _syscall(
+        self, store: Store, task: Choice, cpu: Choice, g: V, hook: str, *,
+        seg: Seg | None = None, args: Mapping[str, V] | None = None,
+    ) -> V:  # fmt: skip
+        self._enter(store, cpu, g)
+        ret = self.m.run_hook(
+            store, hook, g, threads={"task": task}, cpu=cpu, current=True, seg=seg, args=args
+        )
+        self._exit_sysret(store, cpu, g)
+        return ret
+
+    def _desc_args(self, desc: UserDesc) -> dict[str, V]:
+        d = self.d
+        return {
+            name: d.zext(d.lift(getattr(desc, name), 32), 32, 64)
+            for name in (
+                "base_addr", "limit", "seg_32bit", "contents", "read_exec_only",
+                "limit_in_pages", "seg_not_present", "useable",
+            )
+        }  # fmt: skip
+
+    def _observe(
+        self, store: Store, task: Choice, cpu: Choice, g: V, via: ObserveVia | None
+    ) -> dict[str, V]:
+        d = self.d
+        if via is None:
+            via = ObserveVia.RDBASE if self.m.cr4_fsgsbase else ObserveVia.ARCH_PRCTL
+        out: dict[str, V] = {
+            "fs": cpu.read(store, "fs"), "gs": cpu.read(store, "gs"), "fault": d.bv(0, 2),
+        }  # fmt: skip
+        if via is ObserveVia.ARCH_PRCTL:
+            for seg in (Seg.FS, Seg.GS):
+                out[f"{seg.value}_base"] = self._syscall(
+                    store, task, cpu, g, "arch_prctl_get", seg=seg
+                )
+            return out
+        out["fs_base"] = cpu.read(store, "fs_base")
+        out["gs_base"] = cpu.read(store, "gs_base")
+        if via is ObserveVia.RDBASE and not self.m.cr4_fsgsbase:
+            out["fault"] = d.bv(3, 2)  # RDFSBASE #UD -> SIGILL
+        if via is ObserveVia.FAULT:
+            # fsgsbase.c read_base(): the base shows in si_addr of a SIGSEGV, whose handler
+            # returns through rt_sigreturn: a full signal round trip after the read.
+            self._signal_roundtrip(store, task, cpu, g, handler_observes=False)
+        return out
+
+    def _signal_roundtrip(
+        self, store: Store, task: Choice, cpu: Choice, g: V, *, handler_observes: bool
+    ) -> tuple[dict[str, V] | None, dict[str, V]]:
+        d = self.d
+        frame: dict[str, V] = {"fs": d.bv(0, 16), "gs": d.bv(0, 16)}
+        self._enter(store, cpu, g)
+        self.m.run_hook(
+            store, "signal_deliver", g, threads={"task": task}, cpu=cpu, current=True, frame=frame
+        )
+        self._exit_iret(store, cpu, g)
+        seen = self._observe(store, task, cpu, g, None) if handler_observes else None
+        self._enter(store, cpu, g)  # rt_sigreturn
+        self.m.run_hook(
+            store, "sigreturn", g, threads={"task": task}, cpu=cpu, current=True, frame=frame
+        )
+        self._exit_iret(store, cpu, g)
+        return seen, frame
+
+    def _fault_status(self, store: Store, fault: V, g: V) -> None:
+        d = self.d
+        store.set("T.status", fault, d.and_(g, d.not_(d.eq(fault, d.bv(0, 2)))))
+
+    # ------------------------------------------------------------------ user-mode actions
+    def _user_op(
+        self, store: Store, event: Event, task: Choice, cpu: Choice, g: V
+    ) -> dict[str, V]:
+        """An event a running thread performs itself (the task, or the other task)."""
+        d = self.d
+        m = self.m
+        match event:
+            case MovSeg(seg=seg, selector=selector):
+                sel = d.lift(selector, 16)
+                fault = x86.mov_seg(d, m.model, store, m.bounds, cpu, seg, sel, 3, g)
+                return {"fault": fault}
+            case WrBase(seg=seg, value=value):
+                v = d.lift(value, 64)
+                fault = x86.wrbase_user(d, m.model, store, cpu, seg, v, m.cr4_fsgsbase, g)
+                return {"fault": fault}
+            case ArchPrctl(code=code, value=value):
+                hook = "arch_prctl_set" if code.is_set else "arch_prctl_get"
+                args = {"value": d.lift(value, 64)} if code.is_set else {}
+                return {"ret": self._syscall(store, task, cpu, g, hook, seg=code.seg, args=args)}
+            case ModifyLdt(entry=entry, desc=desc):
+                args = self._desc_args(desc)
+                args["entry"] = d.zext(d.lift(entry, 32), 32, 64)
+                return {"ret": self._syscall(store, task, cpu, g, "modify_ldt", args=args)}
+            case SetThreadArea(entry_number=entry, desc=desc, abi=abi):
+                args = self._desc_args(desc)
+                args["entry_number"] = d.zext(d.lift(entry, 32), 32, 64)  # -1: 0xffffffff
+                args["abi_ia32"] = d.boolean(abi.value == "ia32")
+                return {"ret": self._syscall(store, task, cpu, g, "set_thread_area", args=args)}
+            case Observe(via=via):
+                return self._observe(store, task, cpu, g, via)
+        msg = f"{type(event).__name__} is not a user-mode action"
+        raise TypeError(msg)
+
+    # ------------------------------------------------------------------ the step
+    def step(self, world: Mapping[str, V], event: Event) -> StepOutcome:  # noqa: C901, PLR0912, PLR0915
+        """Apply *event* to *world*. A task killed by an earlier fault does nothing ("not-run")."""
+        d = self.d
+        m = self.m
+        store = Store(d, world)
+        g = d.eq(store.get("T.status"), d.bv(STATUS_RUNNING, 2))
+        result: dict[str, V] = {"ran": g}
+        task = Choice.one(d, TASK)
+        if isinstance(event, PtracePeek | PtracePoke | PtraceSetregs):
+            self._stop(store, g)
+        else:
+            self._resume(store, g)
+        cpu = self._t_cpu(store)
+
+        match event:
+            case MovSeg() | WrBase() | ArchPrctl() | ModifyLdt() | SetThreadArea() | Observe():
+                out = self._user_op(store, event, task, cpu, g)
+                result.update(out)
+                if "fault" in out:
+                    self._fault_status(store, out["fault"], g)
+            case Yield(other=other):
+                self._stop(store, g)
+                other_task_ = self._other(store)
+                for action in other:
+                    self._user_op(store, action, other_task_, cpu, g)
+                self._resume(store, g)
+            case Interrupt():
+                self._enter(store, cpu, g)
+                self._exit_iret(store, cpu, g)
+            case Migrate(cpu=target):
+                self._stop(store, g)
+                store.set("T.cpu", d.lift(target, 8), g)
+                self._resume(store, g)
+            case Signal():
+                seen, frame = self._signal_roundtrip(store, task, cpu, g, handler_observes=True)
+                assert seen is not None  # noqa: S101
+                result.update({f"handler.{k}": v for k, v in seen.items()})
+                result["sigcontext_fs"] = frame["fs"]
+                result["sigcontext_gs"] = frame["gs"]
+            case Fork():
+                result.update(self._fork(store, task, cpu, g))
+            case Exec():
+                self._enter(store, cpu, g)
+                m.run_hook(store, "exec", g, threads={"task": task}, cpu=cpu, current=True)
+                self._exit_iret(store, cpu, g)  # execve returns through IRET (RCX != RIP)
+            case PtracePeek(field=fld):
+                kind, seg = _FIELD_HOOK[fld]
+                result["ret"] = m.run_hook(
+                    store, f"ptrace_peek_{kind}", g, threads={"task": task}, cpu=cpu,
+                    current=False, seg=seg,
+                )  # fmt: skip
+            case PtracePoke(field=fld, value=value):
+                result["ret"] = self._poke(store, _SLOT_FIELD[fld.value], d.lift(value, 64), cpu, g)
+            case PtraceSetregs(fields=fields):
+                result["ret"] = self._setregs(store, dict(fields), cpu, g)
+        self._fault_status(store, result.get("handler.fault", d.bv(0, 2)), g)
+        return StepOutcome(store.snapshot(self.layout), result)
+
+    def _fork(self, store: Store, task: Choice, cpu: Choice, g: V) -> dict[str, V]:
+        d = self.d
+        m = self.m
+        child = Choice.one(d, CHILD)
+        for key, width in THREAD_KEYS.items():
+            store.values[f"{CHILD}.{key}"] = d.bv(0, width)
+        self._enter(store, cpu, g)
+        m.run_hook(store, "fork", g, threads={"task": task, "child": child}, cpu=cpu, current=True)
+        self._switch(store, cpu, task, child, g)
+        self._exit_iret(store, cpu, g)  # ret_from_fork returns through IRET
+        seen = self._observe(store, child, cpu, g, None)
+        self._enter(store, cpu, g)  # the child exits
+        self._switch(store, cpu, child, task, g)
+        self._exit_sysret(store, cpu, g)
+        self._enter(store, cpu, g)  # the parent's first copy-on-write fault
+        self._exit_iret(store, cpu, g)
+        return seen
+
+    def _poke(self, store: Store, slot: str, value: V, cpu: Choice, g: V) -> V:
+        task = Choice.one(self.d, TASK)
+        if slot in _SLOT_FIELD:
+            kind, seg = _FIELD_HOOK[_SLOT_FIELD[slot]]
+            return self.m.run_hook(
+                store, f"ptrace_poke_{kind}", g, threads={"task": task}, cpu=cpu, current=False,
+                seg=seg, args={"value": value},
+            )  # fmt: skip
+        args = {"slot": self.d.bv(slot_offset(slot), 64), "value": value}
+        return self.m.run_hook(
+            store, "ptrace_poke_other", g, threads={"task": task}, cpu=cpu, current=False, args=args
+        )
+
+    def _setregs(self, store: Store, fields: dict[str, V], cpu: Choice, g: V) -> V:
+        """PTRACE_GETREGS, replace *fields*, PTRACE_SETREGS (genregs_set: putreg per slot)."""
+        d = self.d
+        m = self.m
+        task = Choice.one(d, TASK)
+        regs: dict[str, V] = {}
+        for slot in USER_REGS_SLOTS:  # genregs_get(): getreg() of every slot
+            if slot in fields:
+                regs[slot] = d.lift(fields[slot], 64)
+            elif slot in _SLOT_FIELD:
+                kind, seg = _FIELD_HOOK[_SLOT_FIELD[slot]]
+                regs[slot] = m.run_hook(
+                    store, f"ptrace_peek_{kind}", g, threads={"task": task}, cpu=cpu,
+                    current=False, seg=seg,
+                )  # fmt: skip
+            else:
+                regs[slot] = m.run_hook(
+                    store, "ptrace_peek_other", g, threads={"task": task}, cpu=cpu,
+                    current=False, args={"slot": d.bv(slot_offset(slot), 64)},
+                )  # fmt: skip
+        ret = d.bv(0, 64)
+        failed = d.boolean(False)
+        stop = m.policy.setregs.stop_at_first_error
+        for slot in m.policy.setregs.order:
+            gg = d.and_(g, d.not_(failed)) if stop else g
+            if d.const_bool(gg) is False:
+                break
+            r = self._poke(store, slot, regs[slot], cpu, gg)
+            err = d.and_(gg, d.not_(d.eq(r, d.bv(0, 64))))
+            ret = d.ite(d.and_(err, d.not_(failed)), r, ret)
+            failed = d.or_(failed, err)
+        return ret
