@@ -214,4 +214,6 @@ class Policy:
     hooks: dict[str, Hook]
     setregs: Setregs
     span: Span
+    extra_thread: dict[str, int] = field(default_factory=dict)  # policy-declared thread fields
+    extra_mm: dict[str, int] = field(default_factory=dict)  # policy-declared mm fields
     text_hash: str = field(default="")

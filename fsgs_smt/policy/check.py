@@ -44,6 +44,12 @@ class _Checker:
 
     # ------------------------------------------------------------------ top level
     def run(self) -> None:
+        for fname in self.p.extra_thread:
+            if fname in V.THREAD_FIELDS or fname in V.THREAD_ARRAYS or fname in V.THREAD_SEG_ALIASES:
+                raise InputError(self.p.span, f"state.thread.{fname}: clashes with a built-in field")
+        for fname in self.p.extra_mm:
+            if fname in V.MM_FIELDS or fname in V.MM_ARRAYS:
+                raise InputError(self.p.span, f"state.mm.{fname}: clashes with a built-in field")
         for name, typ in V.REQUIRED_SETTINGS.items():
             setting = self.p.settings.get(name)
             if setting is None:
@@ -325,8 +331,8 @@ class _Checker:
                 self.index(e, ctx, required=True)
                 return V.U64, True
             self.index(e, ctx, required=False)
-            if fld not in V.MM_FIELDS:
-                raise self.unknown_field(e, "mm", (*V.MM_FIELDS, *V.MM_ARRAYS))
+            if fld not in V.MM_FIELDS and fld not in self.p.extra_mm:
+                raise self.unknown_field(e, "mm", (*V.MM_FIELDS, *V.MM_ARRAYS, *self.p.extra_mm))
             return V.U64, True
         self.index(e, ctx, required=False)
         if head == "frame":
@@ -369,9 +375,10 @@ class _Checker:
                     f"{'/'.join(V.THREAD_SEG_ALIASES[fld])}",
                 )
             return V.U64
-        if fld not in V.THREAD_FIELDS:
+        if fld not in V.THREAD_FIELDS and fld not in self.p.extra_thread:
             raise self.unknown_field(
-                e, "thread", (*V.THREAD_FIELDS, *V.THREAD_ARRAYS, *V.THREAD_SEG_ALIASES)
+                e, "thread",
+                (*V.THREAD_FIELDS, *V.THREAD_ARRAYS, *V.THREAD_SEG_ALIASES, *self.p.extra_thread),
             )
         return V.U64
 

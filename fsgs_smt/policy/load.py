@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 POLICY_KEYS = (
     "fsgs-policy", "name", "title", "description", "include", "settings", "constants",
-    "functions", "procedures", "setregs", "hooks",
+    "functions", "procedures", "setregs", "hooks", "state",
 )  # fmt: skip
 LIB_KEYS = ("fsgs-policy-lib", "title", "description", "constants", "functions", "procedures")
 
@@ -334,7 +334,20 @@ def load_policy(path: Path) -> ast.Policy:
     )  # fmt: skip
     setregs = ast.Setregs(order, stop, w.span(setregs_node))
 
+    extra: dict[str, dict[str, int]] = {"thread": {}, "mm": {}}
+    if "state" in items:
+        state_node = items["state"][1]
+        for owner, (_, fields_node) in w.mapping(state_node, "state", ("thread", "mm")).items():
+            for fname, (fkey, wnode) in w.mapping(fields_node, f"state.{owner}").items():
+                w.identifier(fkey, f"state.{owner} field")
+                width = w.scalar(wnode, f"width of {owner}.{fname}", int, "a width 1..64")
+                if not 1 <= width <= 64:
+                    raise w.error(wnode, f"width of {owner}.{fname}: expected 1..64, got {width}")
+                extra[owner][fname] = width
+
     return ast.Policy(
+        extra_thread=extra["thread"],
+        extra_mm=extra["mm"],
         name=name,
         title=title,
         description=description,

@@ -146,7 +146,8 @@ class Machine:
                 idx = self.eval(store, target.index, env)
                 write_array(d, store, "mm.ldt", self.bounds.ldt_slots, idx, value, guard)
             else:
-                store.set("mm.ldt_n", d.extract(value, 15, 0), guard)
+                width = voc.MM_FIELDS.get(fld) or self.policy.extra_mm[fld]
+                store.set(f"mm.{fld}", d.extract(value, width - 1, 0) if width < _W64 else value, guard)
             return
         if root == "frame":
             assert env.frame is not None  # noqa: S101 - checked
@@ -363,7 +364,8 @@ class Machine:
         if fld in voc.THREAD_SEG_ALIASES:
             seg = _need_seg(env)
             fld = voc.THREAD_SEG_ALIASES[fld][0 if seg is Seg.FS else 1]
-        return fld, voc.THREAD_FIELDS[fld]
+        width = voc.THREAD_FIELDS.get(fld) or self.policy.extra_thread[fld]
+        return fld, width
 
     def name(self, store: Store, e: ast.Name, env: _Env) -> V:  # noqa: C901, PLR0911, PLR0912
         d = self.d
@@ -419,7 +421,8 @@ class Machine:
                 assert e.index is not None  # noqa: S101
                 idx = self.eval(store, e.index, env)
                 return read_array(d, store, "mm.ldt", self.bounds.ldt_slots, idx)
-            return d.zext(store.get("mm.ldt_n"), 16, _W64)
+            width = voc.MM_FIELDS.get(fld) or self.policy.extra_mm[fld]
+            return d.zext(store.get(f"mm.{fld}"), width, _W64)
         if head == "frame":
             assert env.frame is not None  # noqa: S101
             return d.zext(env.frame[fld], 16, _W64)

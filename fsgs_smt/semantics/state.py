@@ -63,18 +63,27 @@ class Bounds:
             raise ValueError(msg)
 
 
-def layout(bounds: Bounds) -> dict[str, int]:
-    """Every state key of a world of this size, with its width (0: boolean), in a fixed order."""
+def layout(
+    bounds: Bounds,
+    extra_thread: Mapping[str, int] | None = None,
+    extra_mm: Mapping[str, int] | None = None,
+) -> dict[str, int]:
+    """Every state key of a world of this size, with its width (0: boolean), in a fixed order.
+
+    *extra_thread* and *extra_mm* are the fields a policy declares in its ``state:`` section.
+    """
     keys: dict[str, int] = {}
     for c in range(bounds.ncpus):
         for name, width in CPU_REG_FIELDS.items():
             keys[f"cpu{c}.{name}"] = width
     for task in (TASK, *(other_task(c) for c in range(bounds.ncpus))):
-        for name, width in THREAD_KEYS.items():
+        for name, width in {**THREAD_KEYS, **(extra_thread or {})}.items():
             keys[f"{task}.{name}"] = width
     for k in range(bounds.ldt_slots):
         keys[f"mm.ldt{k}"] = 64
     keys["mm.ldt_n"] = 16
+    for name, width in (extra_mm or {}).items():
+        keys[f"mm.{name}"] = width
     keys["T.cpu"] = 8
     keys["T.stopped"] = 0
     keys["T.status"] = 2

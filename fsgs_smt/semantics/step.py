@@ -95,7 +95,9 @@ class Semantics:
     def __init__(self, machine: Machine) -> None:
         self.m = machine
         self.d = machine.d
-        self.layout = layout(machine.bounds)
+        pol = machine.policy
+        self.layout = layout(machine.bounds, pol.extra_thread, pol.extra_mm)
+        self.thread_keys = {**THREAD_KEYS, **pol.extra_thread}
         self.cpus = [f"cpu{c}" for c in range(machine.bounds.ncpus)]
         self.others = [other_task(c) for c in range(machine.bounds.ncpus)]
 
@@ -326,7 +328,7 @@ class Semantics:
         d = self.d
         m = self.m
         child = Choice.one(d, CHILD)
-        for key, width in THREAD_KEYS.items():
+        for key, width in self.thread_keys.items():
             store.values[f"{CHILD}.{key}"] = d.bv(0, width)
         self._enter(store, cpu, g)
         m.run_hook(store, "fork", g, threads={"task": task, "child": child}, cpu=cpu, current=True)

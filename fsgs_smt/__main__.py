@@ -1,0 +1,5 @@
+"""python -m fsgs_smt."""
+
+from fsgs_smt.cli import main
+
+main()

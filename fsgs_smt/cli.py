@@ -1,0 +1,211 @@
+# SPDX-License-Identifier: MIT
+"""The fsgs-smt command line. The only module that prints or exits.
+
+Layer: top. Each command parses its options, calls the layers below, renders,
+and returns an exit code (see `ExitCode`). Every `InputError` becomes one line
+``file:line:col: error: ...`` on stderr and exit code 2; a traceback appears
+only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from fsgs_smt.errors import FsgsError, InputError
+from fsgs_smt.policy import ast
+from fsgs_smt.policy.catalog import DEFAULT_POLICY, load_checked, shipped_policies
+from fsgs_smt.semantics.cpu import CPU_MODEL_NAMES, CPU_MODELS, DEFAULT_CPU
+from fsgs_smt.sim import simulate
+from fsgs_smt.source import Span
+from fsgs_smt.traces.fsgs_json import load_trace, trace_to_json
+from fsgs_smt.traces.render import trace_table
+
+T = TypeVar("T")
+CLI_SPAN = Span("<command line>", 1, 1)
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes (documented in README.md)."""
+
+    OK = 0
+    VIOLATED = 1
+    BAD_INPUT = 2
+    UNKNOWN = 3
+    VACUOUS = 4
+    CANNOT_RUN = 5
+    INTERNAL = 70
+
+
+class OutputFormat(enum.Enum):
+    """Output formats of ``simulate``."""
+
+    JSON = "json"
+    TABLE = "table"
+
+
+app = typer.Typer(
+    name="fsgs-smt",
+    help="Formal verification of x86-64 Linux FS/GS segment policies.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show a Python traceback on errors.")
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _run(body: Callable[[], int]) -> None:
+    """Run a command body, mapping errors to one stderr line and an exit code."""
+    try:
+        code = body()
+    except InputError as exc:
+        if _state["debug"]:
+            raise
+        print(exc.one_line(), file=sys.stderr)
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    except FsgsError as exc:
+        if _state["debug"]:
+            raise
+        print(f"fsgs-smt: internal error: {exc} (rerun with --debug)", file=sys.stderr)
+        raise typer.Exit(ExitCode.INTERNAL) from None
+    raise typer.Exit(code)
+
+
+def parse_settings(items: list[str], policy: ast.Policy) -> dict[str, bool | int]:
+    """``NAME=VALUE`` options -> policy setting overrides, checked against the policy.
+
+    Raises:
+        InputError: malformed item, unknown setting, or a value of the wrong type.
+    """
+    out: dict[str, bool | int] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise InputError(CLI_SPAN, f"--set {item!r}: expected NAME=VALUE")
+        setting = policy.settings.get(name)
+        if setting is None:
+            known = ", ".join(sorted(policy.settings))
+            raise InputError(
+                CLI_SPAN, f"--set {name}: unknown setting of {policy.name}: expected one of {known}"
+            )
+        if isinstance(setting.value, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise InputError(CLI_SPAN, f"--set {name}: expected true or false, got {text!r}")
+            out[name] = text.lower() in ("true", "1")
+        else:
+            try:
+                value = int(text, 0)
+            except ValueError:
+                raise InputError(
+                    CLI_SPAN, f"--set {name}: expected an integer, got {text!r}"
+                ) from None
+            if value < 0:
+                raise InputError(CLI_SPAN, f"--set {name}: expected >= 0, got {text!r}")
+            out[name] = value
+    return out
+
+
+def _cpu_model(name: str | None, fallback: str | None) -> str:
+    chosen = name or fallback or DEFAULT_CPU
+    if chosen not in CPU_MODELS:
+        raise InputError(
+            CLI_SPAN, f"--cpu {chosen}: unknown CPU model: expected one of {', '.join(CPU_MODEL_NAMES)}"
+        )
+    return chosen
+
+
+@app.command("simulate")
+def simulate_cmd(
+    policy: Annotated[str, typer.Argument(help="A policy file, or a shipped policy's name.")],
+    trace: Annotated[Path, typer.Argument(help="An fsgs-trace/1 JSON file.")],
+    cpu: Annotated[
+        str | None,
+        typer.Option(help="CPU model: intel, amd-legacy, amd-zen3 (default: the trace's, else intel)."),
+    ] = None,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="json: the trace with results; table: for humans.")
+    ] = OutputFormat.TABLE,
+    setting: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a policy setting: NAME=VALUE.")
+    ] = None,
+    ncpus: Annotated[int, typer.Option("--cpus", help="Number of CPUs in the world.")] = 2,
+) -> None:
+    """Run a trace on the concrete semantics of a policy and show each event's result."""
+
+    def body() -> int:
+        if not 1 <= ncpus <= 64:
+            raise InputError(CLI_SPAN, f"--cpus {ncpus}: expected 1..64")
+        pol = load_checked(policy)
+        overrides = parse_settings(setting or [], pol)
+        loaded = load_trace(trace)
+        model = _cpu_model(cpu, loaded.trace.cpu)
+        run = simulate(
+            pol, loaded.trace, CPU_MODELS[model], settings=overrides, ncpus=ncpus,
+            spans=loaded.spans,
+        )  # fmt: skip
+        if fmt is OutputFormat.JSON:
+            doc = trace_to_json(loaded.trace, list(run.results))
+            doc["cpu"] = model
+            doc = {k: doc[k] for k in ("format", "cpu", "events", "results") if k in doc}
+            print(json.dumps(doc, indent=2))
+        else:
+            console = Console(width=None if sys.stdout.isatty() else 160)
+            console.print(trace_table(run, title=f"{trace} under {pol.name} on {model}"))
+        return ExitCode.OK
+
+    _run(body)
+
+
+@app.command("policies")
+def policies_cmd() -> None:
+    """List the shipped policies, one line each (the default is marked *)."""
+
+    def body() -> int:
+        for info in shipped_policies():
+            mark = "*" if info.name == DEFAULT_POLICY else " "
+            print(f"{info.name:<16}{mark} {info.title}")
+        return ExitCode.OK
+
+    _run(body)
+
+
+@app.command("schema")
+def schema_cmd(
+    library: Annotated[
+        bool, typer.Option("--library", help="The schema of a policy library file instead.")
+    ] = False,
+) -> None:
+    """Print the JSON Schema of the policy format (for editors)."""
+
+    def body() -> int:
+        from fsgs_smt.policy.schema import library_schema, policy_schema  # noqa: PLC0415
+
+        print(json.dumps(library_schema() if library else policy_schema(), indent=2))
+        return ExitCode.OK
+
+    _run(body)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
