@@ -125,7 +125,8 @@ def _cpu_model(name: str | None, fallback: str | None) -> str:
     chosen = name or fallback or DEFAULT_CPU
     if chosen not in CPU_MODELS:
         raise InputError(
-            CLI_SPAN, f"--cpu {chosen}: unknown CPU model: expected one of {', '.join(CPU_MODEL_NAMES)}"
+            CLI_SPAN,
+            f"--cpu {chosen}: unknown CPU model: expected one of {', '.join(CPU_MODEL_NAMES)}",
         )
     return chosen
 
@@ -136,10 +137,13 @@ def simulate_cmd(
     trace: Annotated[Path, typer.Argument(help="An fsgs-trace/1 JSON file.")],
     cpu: Annotated[
         str | None,
-        typer.Option(help="CPU model: intel, amd-legacy, amd-zen3 (default: the trace's, else intel)."),
+        typer.Option(
+            help="CPU model: intel, amd-legacy, amd-zen3 (default: the trace's, else intel)."
+        ),
     ] = None,
     fmt: Annotated[
-        OutputFormat, typer.Option("--format", help="json: the trace with results; table: for humans.")
+        OutputFormat,
+        typer.Option("--format", help="json: the trace with results; table: for humans."),
     ] = OutputFormat.TABLE,
     setting: Annotated[
         list[str] | None, typer.Option("--set", help="Override a policy setting: NAME=VALUE.")

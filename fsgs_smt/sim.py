@@ -83,7 +83,7 @@ def _observed(values: Mapping[str, int | bool], prefix: str = "") -> JSON:
     }
 
 
-def render_result(event: Event, values: Mapping[str, int | bool]) -> JSON:  # noqa: PLR0911
+def render_result(event: Event, values: Mapping[str, int | bool]) -> JSON:
     """The fsgs-trace/1 result of *event* from the step's named result values."""
     if not values["ran"]:
         return "not-run"
@@ -122,7 +122,7 @@ def bounds_for(trace: Trace, ncpus: int = 2) -> Bounds:
     """A world big enough for every LDT entry the trace writes (at least 8 slots)."""
     slots = 8
     for e in _iter_all(trace.events):
-        if isinstance(e, ModifyLdt) and e.entry < 8192:  # noqa: PLR2004 - LDT_ENTRIES
+        if isinstance(e, ModifyLdt) and e.entry < 8192:
             slots = max(slots, e.entry + 1)
     return Bounds(ncpus=ncpus, ldt_slots=slots)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from fsgs_smt.errors import InputError
 from fsgs_smt.policy import ast
-from fsgs_smt.policy import vocab as V
+from fsgs_smt.policy import vocab as V  # noqa: N812 - the vocabulary, read like a namespace
 from fsgs_smt.source import Span
 
 
@@ -45,8 +45,14 @@ class _Checker:
     # ------------------------------------------------------------------ top level
     def run(self) -> None:
         for fname in self.p.extra_thread:
-            if fname in V.THREAD_FIELDS or fname in V.THREAD_ARRAYS or fname in V.THREAD_SEG_ALIASES:
-                raise InputError(self.p.span, f"state.thread.{fname}: clashes with a built-in field")
+            if (
+                fname in V.THREAD_FIELDS
+                or fname in V.THREAD_ARRAYS
+                or fname in V.THREAD_SEG_ALIASES
+            ):
+                raise InputError(
+                    self.p.span, f"state.thread.{fname}: clashes with a built-in field"
+                )
         for fname in self.p.extra_mm:
             if fname in V.MM_FIELDS or fname in V.MM_ARRAYS:
                 raise InputError(self.p.span, f"state.mm.{fname}: clashes with a built-in field")
@@ -83,14 +89,14 @@ class _Checker:
                 typ = self.expr(value, ctx)
                 self.assign(target, typ, ctx)
             case ast.CallStmt(call=call, into=into):
-                typ = self.call_stmt(call, ctx)
+                ctyp = self.call_stmt(call, ctx)
                 if into is not None:
-                    if typ is None:
+                    if ctyp is None:
                         raise InputError(
-                            call.span, f"{call.func}() returns nothing: expected a value on the "
-                            "right of ':='",
+                            call.span,
+                            f"{call.func}() returns nothing: expected a value on the right of ':='",
                         )
-                    self.assign(into, typ, ctx)
+                    self.assign(into, ctyp, ctx)
             case ast.If(cond=cond, then=then, other=other):
                 self.expect(cond, ctx, V.BOOL, "if condition")
                 self.block(then, ctx)
@@ -119,11 +125,14 @@ class _Checker:
         ftype, writable = self.field_type(target, ctx)
         if not writable:
             raise InputError(
-                where, f"cannot assign to {target.dotted!r}: read-only (CPU registers change only "
+                where,
+                f"cannot assign to {target.dotted!r}: read-only (CPU registers change only "
                 "through load_seg, wrbase and load_tls)",
             )
         if ftype != typ:
-            raise InputError(where, f"{target.dotted!r} is a {ftype}: expected a {ftype}, got a {typ}")
+            raise InputError(
+                where, f"{target.dotted!r} is a {ftype}: expected a {ftype}, got a {typ}"
+            )
 
     def call_stmt(self, call: ast.Call, ctx: _Ctx) -> str | None:
         if call.func in self.p.procedures:
@@ -132,8 +141,8 @@ class _Checker:
                 raise InputError(call.span, f"procedure {call.func!r} calls itself: recursion")
             if len(call.args) != len(proc.params):
                 raise InputError(
-                    call.span, f"{call.func}() takes {len(proc.params)} arguments, got "
-                    f"{len(call.args)}",
+                    call.span,
+                    f"{call.func}() takes {len(proc.params)} arguments, got {len(call.args)}",
                 )
             inner = _Ctx(ctx.hook, ctx.spec, ctx.seg, {}, {}, False, (*ctx.proc_stack, call.func))
             for pname, arg in zip(proc.params, call.args, strict=True):
@@ -169,8 +178,8 @@ class _Checker:
             raise InputError(call.span, f"{call.func}() cannot be used in a pure function")
         if b.seg_bound and not ctx.seg:
             raise InputError(
-                call.span, f"{call.func}() needs a segment: use it inside each_seg or a "
-                "segment hook",
+                call.span,
+                f"{call.func}() needs a segment: use it inside each_seg or a segment hook",
             )
         if len(call.args) != len(b.params):
             raise InputError(
@@ -192,7 +201,7 @@ class _Checker:
                 raise InputError(call.span, "bits(x, hi, lo): expected hi >= lo")
         return b.returns
 
-    def expr(self, e: ast.Expr, ctx: _Ctx) -> str:  # noqa: C901, PLR0911, PLR0912 - one case per node type
+    def expr(self, e: ast.Expr, ctx: _Ctx) -> str:  # noqa: PLR0912 - one case per node type
         match e:
             case ast.Num(value=value, span=span):
                 if value >= 2**64:
@@ -217,7 +226,9 @@ class _Checker:
                     lt = self.expr(left, ctx)
                     rt = self.expr(right, ctx)
                     if lt != rt:
-                        raise InputError(span, f"'{op}' compares a {lt} with a {rt}: expected equal types")
+                        raise InputError(
+                            span, f"'{op}' compares a {lt} with a {rt}: expected equal types"
+                        )
                     return V.BOOL
                 self.expect(left, ctx, V.U64, f"left of '{op}'")
                 self.expect(right, ctx, V.U64, f"right of '{op}'")
@@ -247,16 +258,19 @@ class _Checker:
                 b = V.BUILTINS.get(func)
                 if b is None:
                     if func in self.p.procedures:
-                        raise InputError(span, f"procedure {func}() used as a value: expected a function")
+                        raise InputError(
+                            span, f"procedure {func}() used as a value: expected a function"
+                        )
                     raise InputError(span, f"unknown function {func!r}")
                 if b.effectful:
                     raise InputError(
-                        span, f"{func}() changes state: expected it as a statement "
+                        span,
+                        f"{func}() changes state: expected it as a statement "
                         f"('{func}(...)' or 'x := {func}(...)')",
                     )
-                typ = self.builtin_call(e, b, ctx)
-                assert typ is not None  # noqa: S101 - pure builtins return a value
-                return typ
+                btyp = self.builtin_call(e, b, ctx)
+                assert btyp is not None  # noqa: S101 - pure builtins return a value
+                return btyp
         raise AssertionError(e)  # pragma: no cover
 
     def function_type(self, fn: ast.Function) -> str:
@@ -267,7 +281,7 @@ class _Checker:
     def is_global_name(self, name: str) -> bool:
         return name in self.p.constants or name in ("fs", "gs")
 
-    def name(self, e: ast.Name, ctx: _Ctx) -> str:  # noqa: PLR0911 - one return per kind of name
+    def name(self, e: ast.Name, ctx: _Ctx) -> str:
         parts = e.parts
         head = parts[0]
         if len(parts) == 1 and e.index is None:
@@ -296,7 +310,7 @@ class _Checker:
         typ, _ = self.field_type(e, ctx)
         return typ
 
-    def field_type(self, e: ast.Name, ctx: _Ctx) -> tuple[str, bool]:  # noqa: C901, PLR0911, PLR0912
+    def field_type(self, e: ast.Name, ctx: _Ctx) -> tuple[str, bool]:  # noqa: PLR0912
         """The type of a dotted state name and whether it may be assigned."""
         parts = e.parts
         head = parts[0]
@@ -304,7 +318,8 @@ class _Checker:
         if head in V.THREAD_ROOTS or task_param:
             if head not in ctx.spec.threads and not task_param:
                 raise InputError(
-                    e.span, f"{head!r} is not available in hook {ctx.hook!r}: expected one of "
+                    e.span,
+                    f"{head!r} is not available in hook {ctx.hook!r}: expected one of "
                     f"{', '.join(ctx.spec.threads)}",
                 )
             return self.thread_field(e, ctx), True
@@ -339,7 +354,7 @@ class _Checker:
             if not ctx.spec.frame:
                 raise InputError(e.span, f"'frame' is not available in hook {ctx.hook!r}")
             if fld not in V.FRAME_FIELDS:
-                raise self.unknown_field(e, "frame", V.FRAME_FIELDS)
+                raise self.unknown_field(e, "frame", tuple(V.FRAME_FIELDS))
             return V.U64, True
         if head == "arg":
             args = dict(ctx.spec.args)
@@ -356,7 +371,8 @@ class _Checker:
                 raise self.unknown_field(e, "feature", V.FEATURES)
             return V.BOOL, False
         raise InputError(
-            e.span, f"unknown name {e.dotted!r}: expected a local, a constant or one of the roots "
+            e.span,
+            f"unknown name {e.dotted!r}: expected a local, a constant or one of the roots "
             "task, prev, next, child, cpu, live, mm, frame, arg, setting, feature",
         )
 
@@ -371,13 +387,15 @@ class _Checker:
         if fld in V.THREAD_SEG_ALIASES:
             if not ctx.seg:
                 raise InputError(
-                    e.span, f"{e.dotted!r} needs a segment: use it inside each_seg, or name "
+                    e.span,
+                    f"{e.dotted!r} needs a segment: use it inside each_seg, or name "
                     f"{'/'.join(V.THREAD_SEG_ALIASES[fld])}",
                 )
             return V.U64
         if fld not in V.THREAD_FIELDS and fld not in self.p.extra_thread:
             raise self.unknown_field(
-                e, "thread",
+                e,
+                "thread",
                 (*V.THREAD_FIELDS, *V.THREAD_ARRAYS, *V.THREAD_SEG_ALIASES, *self.p.extra_thread),
             )
         return V.U64

@@ -174,7 +174,8 @@ class _Walker:
             other = self.stmts(keys["else"][1], "else") if "else" in keys else ()
             return ast.If(cond, then, other, self.span(node))
         raise self.error(
-            node, f"statement in {what}: expected a statement string or an if/each_seg mapping, "
+            node,
+            f"statement in {what}: expected a statement string or an if/each_seg mapping, "
             f"got {_kind(node)}",
         )
 
@@ -227,7 +228,8 @@ class _Walker:
             if isinstance(value, bool | int) and (isinstance(value, bool) or value >= 0):
                 return ast.Setting(name, value, self.span(key), doc)
         raise self.error(
-            value_node, f"setting {name!r}: expected a boolean or a non-negative integer, "
+            value_node,
+            f"setting {name!r}: expected a boolean or a non-negative integer, "
             f"got {_kind(value_node)}",
         )
 
@@ -265,7 +267,8 @@ def _merge(
     for name, value in source.items():
         if name in target:
             raise InputError(
-                span_of(value), f"duplicate {what} {name!r}: already defined at {span_of(target[name])}"
+                span_of(value),
+                f"duplicate {what} {name!r}: already defined at {span_of(target[name])}",
             )
         target[name] = value
 
@@ -312,7 +315,9 @@ def load_policy(path: Path) -> ast.Policy:
     hooks: dict[str, ast.Hook] = {}
     hooks_node = w.require(items, "hooks", node, "policy")
     for hook_name, (key_node, body_node) in w.mapping(hooks_node, "hooks").items():
-        hooks[hook_name] = ast.Hook(hook_name, w.stmts(body_node, f"hook {hook_name}"), w.span(key_node))
+        hooks[hook_name] = ast.Hook(
+            hook_name, w.stmts(body_node, f"hook {hook_name}"), w.span(key_node)
+        )
 
     setregs_node = w.require(items, "setregs", node, "policy")
     sr = w.mapping(setregs_node, "setregs", ("order", "stop_at_first_error"))

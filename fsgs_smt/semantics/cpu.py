@@ -49,7 +49,7 @@ INTEL = CpuModel(
 
 AMD_LEGACY = CpuModel(
     name="amd-legacy",
-    summary="AMD up to Zen 1: a null selector load keeps the base; the kernel sets X86_BUG_NULL_SEG",
+    summary="AMD up to Zen 1: a null load keeps the base; the kernel sets X86_BUG_NULL_SEG",
     null_clears_base=False,
     kernel_null_seg_bug=True,
     has_fsgsbase=True,

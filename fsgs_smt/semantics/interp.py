@@ -79,7 +79,7 @@ class Machine:
         }
 
     # ------------------------------------------------------------------ entry point
-    def run_hook(  # noqa: PLR0913 - a hook's context is this wide
+    def run_hook(
         self,
         store: Store,
         name: str,
@@ -147,7 +147,9 @@ class Machine:
                 write_array(d, store, "mm.ldt", self.bounds.ldt_slots, idx, value, guard)
             else:
                 width = voc.MM_FIELDS.get(fld) or self.policy.extra_mm[fld]
-                store.set(f"mm.{fld}", d.extract(value, width - 1, 0) if width < _W64 else value, guard)
+                store.set(
+                    f"mm.{fld}", d.extract(value, width - 1, 0) if width < _W64 else value, guard
+                )
             return
         if root == "frame":
             assert env.frame is not None  # noqa: S101 - checked
@@ -226,7 +228,7 @@ class Machine:
         return self.eval(store, arg, env)
 
     # ------------------------------------------------------------------ expressions
-    def eval(self, store: Store, e: ast.Expr, env: _Env) -> V:  # noqa: C901, PLR0911, PLR0912
+    def eval(self, store: Store, e: ast.Expr, env: _Env) -> V:  # noqa: PLR0912
         d = self.d
         match e:
             case ast.Num(value=value):
@@ -283,7 +285,7 @@ class Machine:
             return self.d.boolean(a is b)
         return self.d.eq(a, b)
 
-    def binary(self, op: str, a: V, b: V) -> V:  # noqa: C901, PLR0911, PLR0912 - one case per operator
+    def binary(self, op: str, a: V, b: V) -> V:  # noqa: PLR0912 - one case per operator
         d = self.d
         match op:
             case "==":
@@ -316,7 +318,7 @@ class Machine:
                 return d.mul(a, b, _W64)
         raise AssertionError(op)  # pragma: no cover
 
-    def pure_builtin(  # noqa: C901, PLR0911 - one case per builtin
+    def pure_builtin(
         self, store: Store, func: str, v: list[V], args: tuple[ast.Expr, ...], env: _Env
     ) -> V:
         d = self.d
@@ -367,7 +369,7 @@ class Machine:
         width = voc.THREAD_FIELDS.get(fld) or self.policy.extra_thread[fld]
         return fld, width
 
-    def name(self, store: Store, e: ast.Name, env: _Env) -> V:  # noqa: C901, PLR0911, PLR0912
+    def name(self, store: Store, e: ast.Name, env: _Env) -> V:  # noqa: PLR0912
         d = self.d
         parts = e.parts
         head = parts[0]

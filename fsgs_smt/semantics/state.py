@@ -158,7 +158,7 @@ class Choice:
 
 
 def choose_by_index(d: Domain, index: V, names: list[str], width: int) -> Choice:
-    """The object ``names[index]``; alternatives known false (concretely: all but one) are pruned."""
+    """The object ``names[index]``; alternatives known to be false are pruned."""
     alts: list[tuple[V, str]] = []
     for i, name in enumerate(names):
         cond = d.eq(index, d.bv(i, width))

@@ -232,9 +232,7 @@ class Semantics:
         store.set("T.status", fault, d.and_(g, d.not_(d.eq(fault, d.bv(0, 2)))))
 
     # ------------------------------------------------------------------ user-mode actions
-    def _user_op(
-        self, store: Store, event: Event, task: Choice, cpu: Choice, g: V
-    ) -> dict[str, V]:
+    def _user_op(self, store: Store, event: Event, task: Choice, cpu: Choice, g: V) -> dict[str, V]:
         """An event a running thread performs itself (the task, or the other task)."""
         d = self.d
         m = self.m
@@ -266,7 +264,7 @@ class Semantics:
         raise TypeError(msg)
 
     # ------------------------------------------------------------------ the step
-    def step(self, world: Mapping[str, V], event: Event) -> StepOutcome:  # noqa: C901, PLR0912, PLR0915
+    def step(self, world: Mapping[str, V], event: Event) -> StepOutcome:  # noqa: PLR0912
         """Apply *event* to *world*. A task killed by an earlier fault does nothing ("not-run")."""
         d = self.d
         m = self.m
@@ -318,7 +316,7 @@ class Semantics:
                     current=False, seg=seg,
                 )  # fmt: skip
             case PtracePoke(field=fld, value=value):
-                result["ret"] = self._poke(store, _SLOT_FIELD[fld.value], d.lift(value, 64), cpu, g)
+                result["ret"] = self._poke(store, fld.value, d.lift(value, 64), cpu, g)
             case PtraceSetregs(fields=fields):
                 result["ret"] = self._setregs(store, dict(fields), cpu, g)
         self._fault_status(store, result.get("handler.fault", d.bv(0, 2)), g)

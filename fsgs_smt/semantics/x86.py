@@ -155,9 +155,7 @@ def load_fault(d: Domain, sel: V, in_limit: V, desc: V, cpl: int) -> V:
     conforming = _bit(d, typ, 2)
     rpl = d.zext(d.extract(sel, 1, 0), 2, 64)
     eff = d.ite(d.ult(rpl, d.bv(cpl, 64)), d.bv(cpl, 64), rpl)
-    priv_bad = d.and_(
-        d.or_(d.not_(is_code), d.not_(conforming)), d.ult(desc_dpl(d, desc), eff)
-    )
+    priv_bad = d.and_(d.or_(d.not_(is_code), d.not_(conforming)), d.ult(desc_dpl(d, desc), eff))
     gp = d.or_(
         d.not_(in_limit),
         d.or_(d.not_(desc_s(d, desc)), d.or_(d.and_(is_code, d.not_(readable)), priv_bad)),
@@ -198,9 +196,7 @@ def mov_seg(
     return fault
 
 
-def would_load(
-    d: Domain, store: Store, bounds: Bounds, cpu: Choice, sel16: V, cpl: int
-) -> V:
+def would_load(d: Domain, store: Store, bounds: Bounds, cpu: Choice, sel16: V, cpl: int) -> V:
     """True if a MOV of *sel16* at *cpl* would not fault (null selectors load)."""
     in_limit, desc = lookup(d, store, bounds, cpu, sel16)
     fault = load_fault(d, sel16, in_limit, desc, cpl)

@@ -116,17 +116,17 @@ class Z3Domain:
 
     def lshr(self, a: Any, b: Any, width: int) -> Any:
         return self._fold2(
-            a, b, width, lambda x, y: _C.lshr(x, y, width), lambda x, y: z3.LShR(x, y)
+            a, b, width, lambda x, y: _C.lshr(x, y, width), z3.LShR
         )
 
     def udiv(self, a: Any, b: Any, width: int) -> Any:
         return self._fold2(
-            a, b, width, lambda x, y: _C.udiv(x, y, width), lambda x, y: z3.UDiv(x, y)
+            a, b, width, lambda x, y: _C.udiv(x, y, width), z3.UDiv
         )
 
     def urem(self, a: Any, b: Any, width: int) -> Any:
         return self._fold2(
-            a, b, width, lambda x, y: _C.urem(x, y, width), lambda x, y: z3.URem(x, y)
+            a, b, width, lambda x, y: _C.urem(x, y, width), z3.URem
         )
 
     def extract(self, a: Any, hi: int, lo: int) -> Any:

@@ -56,7 +56,9 @@ def _result_text(result: object) -> str:
         if "handler" in result:
             h = result["handler"]
             inner = _result_text(h)
-            return f"handler {inner}; sc.fs={result['sigcontext_fs']} sc.gs={result['sigcontext_gs']}"
+            return (
+                f"handler {inner}; sc.fs={result['sigcontext_fs']} sc.gs={result['sigcontext_gs']}"
+            )
         return " ".join(f"{k}={v}" for k, v in result.items())
     return str(result)
 
