@@ -33,8 +33,14 @@ def _cases() -> list[Any]:
                 tag = ",".join(f"{k}={v}" for k, v in sorted(settings.items()))
                 case_id = f"{entry['trace']}-{exp['policy']}-{cpu}" + (f"-{tag}" if tag else "")
                 cases.append(
-                    pytest.param(entry["trace"], exp["policy"], cpu, settings, exp["results"],
-                                 id=f"{case_id}#{n}")  # fmt: skip
+                    pytest.param(
+                        entry["trace"],
+                        exp["policy"],
+                        cpu,
+                        settings,
+                        exp["results"],
+                        id=f"{case_id}#{n}",
+                    )
                 )
     return cases
 
