@@ -14,7 +14,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -57,7 +57,25 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
+
+
+# typer vendors click; its UsageError is reached through the public BadParameter.
+_USAGE_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
+)
+
+
+def _show_usage_error(self: Any, file: object = None) -> None:
+    """Bad options are bad input: one located line on stderr (exit code 2 is click's)."""
+    del file
+    where = f" ({self.ctx.command_path})" if self.ctx is not None else ""
+    text = " ".join(self.format_message().split())
+    print(f"{CLI_SPAN}: error: {text}{where}", file=sys.stderr)
+
+
+_USAGE_ERROR.show = _show_usage_error  # type: ignore[attr-defined]
 _state = {"debug": False}
 
 

@@ -41,6 +41,7 @@ class _Ctx:
 class _Checker:
     def __init__(self, policy: ast.Policy) -> None:
         self.p = policy
+        self.fn_stack: list[str] = []
 
     # ------------------------------------------------------------------ top level
     def run(self) -> None:
@@ -63,9 +64,7 @@ class _Checker:
             if (typ == V.BOOL) != isinstance(setting.value, bool):
                 raise InputError(setting.span, f"setting {name!r}: expected a {typ}")
         for fn in self.p.functions.values():
-            ctx = _Ctx("", V.HookSpec(()), seg=False, in_function=True)
-            ctx.params = dict.fromkeys(fn.params, V.U64)
-            self.expect(fn.body, ctx, V.U64, f"body of function {fn.name!r}", allow_bool=True)
+            self.function_type(fn)
         for name, hook in self.p.hooks.items():
             if name not in V.HOOKS:
                 raise InputError(
@@ -138,7 +137,11 @@ class _Checker:
         if call.func in self.p.procedures:
             proc = self.p.procedures[call.func]
             if call.func in ctx.proc_stack:
-                raise InputError(call.span, f"procedure {call.func!r} calls itself: recursion")
+                chain = " -> ".join((*ctx.proc_stack[ctx.proc_stack.index(call.func) :], call.func))
+                raise InputError(
+                    call.span,
+                    f"procedure {call.func!r} is recursive ({chain}): expected no recursion",
+                )
             if len(call.args) != len(proc.params):
                 raise InputError(
                     call.span,
@@ -201,7 +204,7 @@ class _Checker:
                 raise InputError(call.span, "bits(x, hi, lo): expected hi >= lo")
         return b.returns
 
-    def expr(self, e: ast.Expr, ctx: _Ctx) -> str:  # noqa: PLR0912 - one case per node type
+    def expr(self, e: ast.Expr, ctx: _Ctx) -> str:
         match e:
             case ast.Num(value=value, span=span):
                 if value >= 2**64:
@@ -218,7 +221,7 @@ class _Checker:
                 self.expect(operand, ctx, V.U64, f"operand of '{op}'")
                 return V.U64
             case ast.Binary(op=op, left=left, right=right, span=span):
-                if op in ("||", "&&"):
+                if op in ("||", "&&", "=>"):
                     self.expect(left, ctx, V.BOOL, f"left of '{op}'")
                     self.expect(right, ctx, V.BOOL, f"right of '{op}'")
                     return V.BOOL
@@ -254,6 +257,11 @@ class _Checker:
                         )
                     for arg in args:
                         self.expect(arg, ctx, V.U64, f"argument of {func}()", allow_bool=True)
+                    if func in self.fn_stack:
+                        chain = " -> ".join((*self.fn_stack[self.fn_stack.index(func) :], func))
+                        raise InputError(
+                            span, f"function {func!r} is recursive ({chain}): expected no recursion"
+                        )
                     return self.function_type(fn)
                 b = V.BUILTINS.get(func)
                 if b is None:
@@ -274,9 +282,13 @@ class _Checker:
         raise AssertionError(e)  # pragma: no cover
 
     def function_type(self, fn: ast.Function) -> str:
-        ctx = _Ctx("", V.HookSpec(()), seg=False, in_function=True)
-        ctx.params = dict.fromkeys(fn.params, V.U64)
-        return self.expr(fn.body, ctx)
+        self.fn_stack.append(fn.name)
+        try:
+            ctx = _Ctx("", V.HookSpec(()), seg=False, in_function=True)
+            ctx.params = dict.fromkeys(fn.params, V.U64)
+            return self.expr(fn.body, ctx)
+        finally:
+            self.fn_stack.pop()
 
     def is_global_name(self, name: str) -> bool:
         return name in self.p.constants or name in ("fs", "gs")
@@ -310,7 +322,7 @@ class _Checker:
         typ, _ = self.field_type(e, ctx)
         return typ
 
-    def field_type(self, e: ast.Name, ctx: _Ctx) -> tuple[str, bool]:  # noqa: PLR0912
+    def field_type(self, e: ast.Name, ctx: _Ctx) -> tuple[str, bool]:
         """The type of a dotted state name and whether it may be assigned."""
         parts = e.parts
         head = parts[0]

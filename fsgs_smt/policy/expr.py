@@ -6,7 +6,7 @@ are parsed into syntax trees, never evaluated as Python.
 
 Precedence, lowest first (as in Python, so ``x & 3 == 3`` means ``(x & 3) == 3``)::
 
-    c ? a : b      ||      &&      == != < <= > >= in      |      ^      &
+    c ? a : b      =>      ||      &&      == != < <= > >= in      |      ^      &
     << >>      + -      *      unary ! ~ -
 
 Statements: ``return EXPR``, ``TARGET := EXPR``, ``NAME(ARGS)``.
@@ -26,12 +26,13 @@ _TOKEN = re.compile(
     (?P<ws>\s+)
   | (?P<num>0[xX][0-9a-fA-F_]+|[0-9][0-9_]*)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<op>:=|\|\||&&|==|!=|<=|>=|<<|>>|[<>|^&+\-*!~?:()\[\],.])
+  | (?P<op>:=|=>|\|\||&&|==|!=|<=|>=|<<|>>|[<>|^&+\-*!~?:()\[\],.])
     """,
     re.VERBOSE,
 )
 
 _COMPARE = ("==", "!=", "<", "<=", ">", ">=")
+MAX_NESTING = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,7 @@ class _Parser:
         self.loc = _Locator(text, span)
         self.toks = _tokenize(text, self.loc)
         self.i = 0
+        self.depth = 0
 
     # -- token helpers --------------------------------------------------------------------
     @property
@@ -114,7 +116,7 @@ class _Parser:
     # -- grammar --------------------------------------------------------------------------
     def expr(self) -> ast.Expr:
         start = self.tok
-        cond = self.or_()
+        cond = self.implies()
         if self.at_op("?"):
             self.take()
             then = self.expr()
@@ -122,6 +124,14 @@ class _Parser:
             other = self.expr()
             return ast.Cond(cond, then, other, self.span(start))
         return cond
+
+    def implies(self) -> ast.Expr:
+        start = self.tok
+        left = self.or_()
+        if self.at_op("=>"):
+            self.take()
+            return ast.Binary("=>", left, self.implies(), self.span(start))
+        return left
 
     def _left_assoc(self, ops: tuple[str, ...], sub: str) -> ast.Expr:
         start = self.tok
@@ -187,16 +197,31 @@ class _Parser:
         if tok.kind == "num":
             self.take()
             text = tok.text.replace("_", "")
-            return ast.Num(int(text, 0) if text[:2].lower() == "0x" else int(text), self.span(tok))
+            try:
+                value = int(text, 16) if text[:2].lower() == "0x" else int(text, 10)
+            except ValueError:
+                raise InputError(
+                    self.span(tok),
+                    f"bad number {tok.text!r}: expected decimal digits or 0x and hex digits",
+                ) from None
+            return ast.Num(value, self.span(tok))
         if tok.kind == "ident":
             if tok.text in ("true", "false"):
                 self.take()
                 return ast.Bool(tok.text == "true", self.span(tok))
             return self.name_or_call()
         if self.at_op("("):
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise InputError(
+                    self.span(),
+                    f"expression nested too deeply: expected at most {MAX_NESTING} "
+                    "levels of parentheses",
+                )
             self.take()
             inner = self.expr()
             self.expect_op(")")
+            self.depth -= 1
             return inner
         raise self.error("a number, a name, '(' or a unary operator")
 

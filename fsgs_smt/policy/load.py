@@ -12,6 +12,7 @@ node's line and column, saying what was expected and what was found.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -33,6 +34,12 @@ POLICY_KEYS = (
 LIB_KEYS = ("fsgs-policy-lib", "title", "description", "constants", "functions", "procedures")
 
 _SC = yaml.constructor.SafeConstructor()
+_WS_ESCAPE = re.compile(r"\\[tnr \n]")
+_WS_ESCAPES = re.compile(r"(?:[^\\]|\\[tnr \n])*", re.DOTALL)
+_BUILTIN_FIELDS = {
+    "thread": {"fsindex", "gsindex", "fsbase", "gsbase", "tls", "index", "base"},
+    "mm": {"ldt", "ldt_n"},
+}
 _IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
@@ -80,8 +87,38 @@ def _scalar_value(node: yaml.ScalarNode) -> object:
 
 
 class _Walker:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, text: str = "") -> None:
         self.file = file
+        self.text = text
+
+    def source_of(self, node: yaml.ScalarNode) -> tuple[str, Span]:
+        """The characters of a scalar as written in the file, and where they start.
+
+        Plain and block scalars are parsed from their source text (YAML folds their line
+        breaks and indentation, which are whitespace to the expression grammar anyway), so
+        an error inside a multi-line expression points at the right line and column.
+        Quoted scalars use their value (a double-quoted one with escapes is approximated).
+        """
+        start, end = node.start_mark.index, node.end_mark.index
+        if self.text and node.style in (None, "", "|", ">") and end <= len(self.text):
+            raw = self.text[start:end]
+            if node.style in ("|", ">"):
+                newline = raw.find("\n")
+                if newline < 0:
+                    return str(node.value), _content_span(node, self.file)
+                line = node.start_mark.line + 2
+                return raw[newline + 1 :], Span(self.file, line, 1)
+            return raw, _span(node, self.file)
+        if self.text and node.style in ('"', "'") and end <= len(self.text):
+            raw = self.text[start + 1 : end - 1]
+            span = _span(node, self.file).shifted(1)
+            if node.style == "'" and "''" not in raw:
+                return raw, span
+            if node.style == '"' and _WS_ESCAPES.fullmatch(raw):
+                # whitespace escapes become blanks of the same length: positions stay exact
+                return _WS_ESCAPE.sub(lambda m: " " + m.group()[1:].replace("t", " ")
+                                      .replace("n", " ").replace("r", " "), raw), span  # fmt: skip
+        return str(node.value), _content_span(node, self.file)
 
     def span(self, node: yaml.Node) -> Span:
         return _span(node, self.file)
@@ -134,6 +171,15 @@ class _Walker:
             raise self.error(node, f"{what}: expected an identifier, got {describe(text)}")
         return text
 
+    def identifier_or_dashed(self, node: yaml.Node, what: str) -> str:
+        """An id such as ``Q1a`` or ``no-cross-task-leak``."""
+        text = self.string(node, what)
+        if not text or not set(text) <= _IDENT_CHARS | {"-", "."}:
+            raise self.error(
+                node, f"{what}: expected letters, digits, '-', '_' or '.', got {describe(text)}"
+            )
+        return text
+
     def sequence(self, node: yaml.Node, what: str) -> list[yaml.Node]:
         if not isinstance(node, yaml.SequenceNode):
             raise self.error(node, f"{what}: expected a list, got {_kind(node)}")
@@ -147,7 +193,7 @@ class _Walker:
             if isinstance(value, int):
                 return ast.Num(value, self.span(node))
             if isinstance(value, str):
-                return parse_expr(value, _content_span(node, self.file))
+                return parse_expr(*self.source_of(node))
         raise self.error(node, f"{what}: expected an expression string, got {_kind(node)}")
 
     # -- statements -------------------------------------------------------------------------
@@ -158,7 +204,7 @@ class _Walker:
 
     def stmt(self, node: yaml.Node, what: str) -> ast.Stmt:
         if isinstance(node, yaml.ScalarNode) and isinstance(_scalar_value(node), str):
-            return parse_stmt(str(node.value), _content_span(node, self.file))
+            return parse_stmt(*self.source_of(node))
         if isinstance(node, yaml.MappingNode):
             keys = self.mapping(node, f"statement in {what}", ("if", "then", "else", "each_seg"))
             if "each_seg" in keys:
@@ -253,7 +299,11 @@ def _read(path: Path) -> tuple[str, yaml.Node]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         span = Span(file, mark.line + 1, mark.column + 1) if mark else Span(file, 1, 1)
-        raise InputError(span, f"malformed YAML: {exc.problem or exc.context}") from None
+        message = f"malformed YAML: {exc.problem or exc.context}"
+        if exc.context and exc.context_mark and exc.problem:
+            cm = exc.context_mark
+            message += f" ({exc.context} at {cm.line + 1}:{cm.column + 1})"
+        raise InputError(span, message) from None
     except yaml.YAMLError as exc:
         raise InputError(Span(file, 1, 1), f"malformed YAML: {exc}") from None
     if node is None:
@@ -280,7 +330,7 @@ def load_policy(path: Path) -> ast.Policy:
         InputError: malformed YAML, unknown or missing keys, wrong types, syntax errors.
     """
     text, node = _read(path)
-    w = _Walker(str(path))
+    w = _Walker(str(path), text)
     items = w.mapping(node, "policy", POLICY_KEYS)
     version = w.scalar(w.require(items, "fsgs-policy", node, "policy"), "fsgs-policy", int, "1")
     if version != 1:
@@ -302,7 +352,7 @@ def load_policy(path: Path) -> ast.Policy:
                 raise w.error(inc_node, f"include: no such file {str(inc_path)!r}")
             inc_text, lib_node = _read(inc_path)
             digest.update(inc_text.encode())
-            lw = _Walker(str(inc_path))
+            lw = _Walker(str(inc_path), inc_text)
             lib = lw.mapping(lib_node, "policy library", LIB_KEYS)
             lw.require(lib, "fsgs-policy-lib", lib_node, "policy library")
             _merge(constants, lw.named_section(lib, "constants", lw.constant), "constant",
@@ -345,6 +395,8 @@ def load_policy(path: Path) -> ast.Policy:
         for owner, (_, fields_node) in w.mapping(state_node, "state", ("thread", "mm")).items():
             for fname, (fkey, wnode) in w.mapping(fields_node, f"state.{owner}").items():
                 w.identifier(fkey, f"state.{owner} field")
+                if fname in _BUILTIN_FIELDS[owner]:
+                    raise w.error(fkey, f"state.{owner}.{fname}: clashes with a built-in field")
                 width = w.scalar(wnode, f"width of {owner}.{fname}", int, "a width 1..64")
                 if not 1 <= width <= 64:
                     raise w.error(wnode, f"width of {owner}.{fname}: expected 1..64, got {width}")

@@ -161,3 +161,37 @@ BUILTINS: dict[str, Builtin] = {
 }  # fmt: skip
 
 REQUIRED_SETTINGS: dict[str, str] = {"fsgsbase": BOOL, "ia32_emulation": BOOL}
+
+
+# -- invariants ----------------------------------------------------------------------------
+# What an invariant may read about the task under study (computed by semantics.props.view).
+VIEW_FIELDS: dict[str, str] = {
+    "fs": "u64", "fs_base": "u64", "gs": "u64", "gs_base": "u64",
+    "fs_desc": "u64", "gs_desc": "u64", "fs_table": "u64", "gs_table": "u64",
+    "fs_loadable": "bool", "gs_loadable": "bool",
+    "fsindex": "u64", "gsindex": "u64", "fsbase": "u64", "gsbase": "u64",
+    "tls0": "u64", "tls1": "u64", "tls2": "u64",
+    "cpu": "u64", "running": "bool", "stopped": "bool", "kernel_gp": "bool", "ldt_n": "u64",
+    "kgs_ok": "bool",
+}  # fmt: skip
+
+INVARIANT_BUILTINS: dict[str, int] = {
+    "desc_base": 1, "desc_present": 1, "desc_dpl": 1, "desc_type": 1, "desc_s": 1,
+    "desc_limit": 1, "null_sel": 1, "canonical": 1, "bits": 3, "min": 2, "max": 2,
+}  # fmt: skip
+# Result values of events, by op (see semantics.step): the names a transition invariant
+# reads as r<i>.<name>.
+RESULT_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
+    "mov_seg": (("fault", U64),), "wrbase": (("fault", U64),),
+    "arch_prctl": (("ret", U64),), "modify_ldt": (("ret", U64),),
+    "set_thread_area": (("ret", U64),),
+    "observe": (("fs", U64), ("fs_base", U64), ("gs", U64), ("gs_base", U64), ("fault", U64)),
+    "fork": (("fs", U64), ("fs_base", U64), ("gs", U64), ("gs_base", U64), ("fault", U64)),
+    "signal": (
+        ("handler_fs", U64), ("handler_fs_base", U64), ("handler_gs", U64),
+        ("handler_gs_base", U64), ("sigcontext_fs", U64), ("sigcontext_gs", U64),
+    ),
+    "ptrace_peek": (("ret", U64),), "ptrace_poke": (("ret", U64),),
+    "ptrace_setregs": (("ret", U64),),
+    "yield": (), "interrupt": (), "migrate": (), "exec": (),
+}  # fmt: skip

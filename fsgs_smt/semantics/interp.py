@@ -228,7 +228,7 @@ class Machine:
         return self.eval(store, arg, env)
 
     # ------------------------------------------------------------------ expressions
-    def eval(self, store: Store, e: ast.Expr, env: _Env) -> V:  # noqa: PLR0912
+    def eval(self, store: Store, e: ast.Expr, env: _Env) -> V:
         d = self.d
         match e:
             case ast.Num(value=value):
@@ -255,6 +255,11 @@ class Machine:
                     if d.const_bool(lv) is True:
                         return lv
                     return d.or_(lv, self.eval(store, right, env))
+                if op == "=>":
+                    lv = self.eval(store, left, env)
+                    if d.const_bool(lv) is False:
+                        return d.boolean(True)
+                    return d.or_(d.not_(lv), self.eval(store, right, env))
                 return self.binary(op, self.eval(store, left, env), self.eval(store, right, env))
             case ast.Cond(cond=cond, then=then, other=other):
                 c = self.eval(store, cond, env)
@@ -285,7 +290,7 @@ class Machine:
             return self.d.boolean(a is b)
         return self.d.eq(a, b)
 
-    def binary(self, op: str, a: V, b: V) -> V:  # noqa: PLR0912 - one case per operator
+    def binary(self, op: str, a: V, b: V) -> V:
         d = self.d
         match op:
             case "==":
@@ -369,7 +374,7 @@ class Machine:
         width = voc.THREAD_FIELDS.get(fld) or self.policy.extra_thread[fld]
         return fld, width
 
-    def name(self, store: Store, e: ast.Name, env: _Env) -> V:  # noqa: PLR0912
+    def name(self, store: Store, e: ast.Name, env: _Env) -> V:
         d = self.d
         parts = e.parts
         head = parts[0]

@@ -13,6 +13,9 @@ the other task of CPU c):
 
 * ``cpu<c>.fs``, ``.fs_base``, ``.gs``, ``.gs_base``, ``.kernel_gs_base``,
   ``.gdt_tls0..2``: the registers of CPU c and its GDT TLS slots 12..14;
+  ``.fs_desc``, ``.gs_desc``: the descriptor word a MOV last loaded into the hidden part
+  of the register (0 for a null selector), so an invariant can tell whether the table
+  entry changed since;
 * ``<t>.fsindex``, ``.gsindex``, ``.fsbase``, ``.gsbase``, ``.tls0..2``: thread_struct;
 * ``mm.ldt0..`` and ``mm.ldt_n``: the process's LDT (shared by all its threads);
 * ``T.cpu``, ``T.stopped``, ``T.status`` (0 running, else the fatal signal),
@@ -35,6 +38,7 @@ STATUS_NAMES = {STATUS_SIGSEGV: "SIGSEGV", STATUS_SIGBUS: "SIGBUS", STATUS_SIGIL
 
 CPU_REG_FIELDS: dict[str, int] = {
     "fs": 16, "fs_base": 64, "gs": 16, "gs_base": 64, "kernel_gs_base": 64,
+    "fs_desc": 64, "gs_desc": 64,  # the hidden descriptor cache (0 after a null load)
     "gdt_tls0": 64, "gdt_tls1": 64, "gdt_tls2": 64,
 }  # fmt: skip
 THREAD_KEYS: dict[str, int] = {

@@ -264,7 +264,7 @@ class Semantics:
         raise TypeError(msg)
 
     # ------------------------------------------------------------------ the step
-    def step(self, world: Mapping[str, V], event: Event) -> StepOutcome:  # noqa: PLR0912
+    def step(self, world: Mapping[str, V], event: Event) -> StepOutcome:
         """Apply *event* to *world*. A task killed by an earlier fault does nothing ("not-run")."""
         d = self.d
         m = self.m

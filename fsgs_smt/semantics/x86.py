@@ -193,6 +193,7 @@ def mov_seg(
     new_base = d.ite(is_null, null_base, desc_base(d, desc))
     cpu.write(store, sel_key, sel16, ok)
     cpu.write(store, base_key, new_base, ok)
+    cpu.write(store, f"{sel_key}_desc", d.ite(is_null, d.bv(0, 64), desc), ok)
     return fault
 
 

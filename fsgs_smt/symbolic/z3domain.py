@@ -115,19 +115,13 @@ class Z3Domain:
         return self._fold2(a, b, width, lambda x, y: _C.shl(x, y, width), lambda x, y: x << y)
 
     def lshr(self, a: Any, b: Any, width: int) -> Any:
-        return self._fold2(
-            a, b, width, lambda x, y: _C.lshr(x, y, width), z3.LShR
-        )
+        return self._fold2(a, b, width, lambda x, y: _C.lshr(x, y, width), z3.LShR)
 
     def udiv(self, a: Any, b: Any, width: int) -> Any:
-        return self._fold2(
-            a, b, width, lambda x, y: _C.udiv(x, y, width), z3.UDiv
-        )
+        return self._fold2(a, b, width, lambda x, y: _C.udiv(x, y, width), z3.UDiv)
 
     def urem(self, a: Any, b: Any, width: int) -> Any:
-        return self._fold2(
-            a, b, width, lambda x, y: _C.urem(x, y, width), z3.URem
-        )
+        return self._fold2(a, b, width, lambda x, y: _C.urem(x, y, width), z3.URem)
 
     def extract(self, a: Any, hi: int, lo: int) -> Any:
         ca = _bvc(a)

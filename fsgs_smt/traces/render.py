@@ -81,7 +81,7 @@ def trace_table(run: SimRun, *, title: str | None = None) -> Table:
             cells.append(Text(text, style=style))
         res_style = "bold red" if result in ("SIGSEGV", "SIGBUS", "SIGILL") else ""
         table.add_row(
-            str(i), op_name(event), _args(event), Text(_result_text(result), style=res_style),
+            str(i), op_name(event), Text(_args(event)), Text(_result_text(result), style=res_style),
             *cells,
         )  # fmt: skip
         prev = view

@@ -1,0 +1,261 @@
+# SPDX-License-Identifier: MIT
+"""The transition system: the one semantics, in the z3 domain, with a symbolic event per step.
+
+Layer: encode. Imports z3, `symbolic.z3domain`, `semantics.*`, `policy.invariants`.
+
+Each step chooses one *variant* (an op with its enum fields fixed: ``mov_seg gs``,
+``yield`` with the other task doing ``wrbase fs``, ``ptrace_poke gs_base``, ...) through
+``op@t``; its numeric parameters are the step's variables (``sel@t``, ``val@t``,
+``ent@t``, ``cpu@t``, ``d_*@t``). The successor of a world is the if-then-else merge of
+every variant's `Semantics.step`. It is built once over template variables and
+instantiated per step by substitution, so deep unrollings cost little to build.
+
+Time-indexed names come only from `at` (``gs_base@3``); the model of a satisfying
+assignment is decoded back into fsgs-trace/1 events by `decode`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import z3
+
+from fsgs_smt.policy import ast
+from fsgs_smt.semantics import events as ev
+from fsgs_smt.semantics.cpu import CpuModel
+from fsgs_smt.semantics.domain import CONCRETE
+from fsgs_smt.semantics.interp import Machine
+from fsgs_smt.semantics.state import Bounds
+from fsgs_smt.semantics.step import Semantics
+from fsgs_smt.symbolic.z3domain import Z3Domain
+
+LDT_ENTRIES = 8192
+
+# Step parameters: name -> width.
+PARAMS: dict[str, int] = {
+    "sel": 16, "val": 64, "ent": 32, "cpu": 8,
+    "d_base_addr": 32, "d_limit": 32, "d_seg_32bit": 32, "d_contents": 32,
+    "d_read_exec_only": 32, "d_limit_in_pages": 32, "d_seg_not_present": 32, "d_useable": 32,
+}  # fmt: skip
+_DESC_MAX = {
+    "seg_32bit": 1, "contents": 3, "read_exec_only": 1, "limit_in_pages": 1,
+    "seg_not_present": 1, "useable": 1,
+}  # fmt: skip
+
+
+def at(name: str, t: int) -> str:
+    """The time-indexed name of a state key or parameter: ``gs_base@3``."""
+    return f"{name}@{t}"
+
+
+Params = Mapping[str, Any]
+Builder = Callable[[Params], ev.Event]
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One choice of the per-step event: a name and how to build the event from parameters."""
+
+    name: str
+    build: Builder
+
+
+def _desc(p: Params) -> ev.UserDesc:
+    return ev.UserDesc(**{f: p[f"d_{f}"] for f in ev.USER_DESC_FIELDS})
+
+
+def _mov(seg: ev.Seg) -> Builder:
+    def build(p: Params) -> ev.Event:
+        return ev.MovSeg(seg=seg, selector=p["sel"])
+
+    return build
+
+
+def _wrbase(seg: ev.Seg) -> Builder:
+    def build(p: Params) -> ev.Event:
+        return ev.WrBase(seg=seg, value=p["val"])
+
+    return build
+
+
+def _arch_set(code: ev.ArchCode) -> Builder:
+    def build(p: Params) -> ev.Event:
+        return ev.ArchPrctl(code=code, value=p["val"])
+
+    return build
+
+
+def _modify_ldt(p: Params) -> ev.Event:
+    return ev.ModifyLdt(entry=p["ent"], desc=_desc(p))
+
+
+def _set_thread_area(p: Params) -> ev.Event:
+    return ev.SetThreadArea(entry_number=p["ent"], desc=_desc(p), abi=ev.Abi.IA32)
+
+
+def _yield_with(make: Builder | None) -> Builder:
+    def build(p: Params) -> ev.Event:
+        return ev.Yield(other=() if make is None else (make(p),))
+
+    return build
+
+
+def _poke(fld: ev.PtraceField) -> Builder:
+    def build(p: Params) -> ev.Event:
+        return ev.PtracePoke(field=fld, value=p["val"])
+
+    return build
+
+
+def _const(event: ev.Event) -> Builder:
+    def build(p: Params) -> ev.Event:
+        del p
+        return event
+
+    return build
+
+
+def _migrate(p: Params) -> ev.Event:
+    return ev.Migrate(cpu=p["cpu"])
+
+
+def other_actions() -> list[tuple[str, Builder]]:
+    """What the other task may do during a yield (one action, any parameters)."""
+    out: list[tuple[str, Builder]] = []
+    for seg in ev.Seg:
+        out.append((f"mov_seg {seg.value}", _mov(seg)))
+        out.append((f"wrbase {seg.value}", _wrbase(seg)))
+    for code in (ev.ArchCode.SET_FS, ev.ArchCode.SET_GS):
+        out.append((f"arch_prctl {code.value}", _arch_set(code)))
+    out.append(("modify_ldt", _modify_ldt))
+    return out
+
+
+def variants() -> list[Variant]:
+    """Every per-step event choice. Events that change no state (GET, observe) are left out."""
+    out = [Variant(name, build) for name, build in other_actions()]
+    out.append(Variant("set_thread_area", _set_thread_area))
+    out.append(Variant("yield", _yield_with(None)))
+    for name, make in other_actions():
+        out.append(Variant(f"yield/{name}", _yield_with(make)))
+    out.append(Variant("interrupt", _const(ev.Interrupt())))
+    out.append(Variant("migrate", _migrate))
+    out.append(Variant("ptrace_peek", _const(ev.PtracePeek(field=ev.PtraceField.GS_BASE))))
+    for fld in ev.PtraceField:
+        out.append(Variant(f"ptrace_poke {fld.value}", _poke(fld)))
+    out.append(Variant("ptrace_setregs", _const(ev.PtraceSetregs())))
+    out.append(Variant("signal", _const(ev.Signal())))
+    out.append(Variant("fork", _const(ev.Fork())))
+    out.append(Variant("exec", _const(ev.Exec())))
+    return out
+
+
+class System:
+    """The symbolic transition system of one policy on one CPU model."""
+
+    def __init__(
+        self,
+        policy: ast.Policy,
+        model: CpuModel,
+        bounds: Bounds,
+        settings: Mapping[str, bool | int] | None = None,
+    ) -> None:
+        self.d = Z3Domain()
+        self.policy = policy
+        self.model = model
+        self.bounds = bounds
+        self.settings = dict(settings or {})
+        self.sem = Semantics(Machine(self.d, policy, model, bounds, settings))
+        self.conc = Semantics(Machine(CONCRETE, policy, model, bounds, settings))
+        self.layout = self.sem.layout
+        self.variants = variants()
+        self.op_width = max(1, (len(self.variants) - 1).bit_length())
+        self._template_state = {k: self.d.var(f"{k}@s", w) for k, w in self.layout.items()}
+        self._template_params = {n: self.d.var(f"{n}@p", w) for n, w in PARAMS.items()}
+        self._template_op = z3.BitVec("op@p", self.op_width)
+        self._trans: dict[str, Any] | None = None
+        self._initial = self.conc.initial_world()
+
+    # ------------------------------------------------------------------ variables
+    def state(self, t: int) -> dict[str, Any]:
+        """The state variables at time *t*."""
+        return {k: self.d.var(at(k, t), w) for k, w in self.layout.items()}
+
+    def params(self, t: int) -> dict[str, Any]:
+        """The event parameters of step *t* (the event from time t to t+1)."""
+        return {n: self.d.var(at(n, t), w) for n, w in PARAMS.items()}
+
+    def op(self, t: int) -> Any:
+        """The variant chosen at step *t*."""
+        return z3.BitVec(at("op", t), self.op_width)
+
+    def initial(self) -> dict[str, Any]:
+        """The initial world as constants: the task as after exec, the other tasks at rest."""
+        d, widths = self.d, self.layout
+        return {
+            k: (d.boolean(bool(v)) if widths[k] == 0 else d.bv(int(v), widths[k]))
+            for k, v in self._initial.items()
+        }
+
+    def init_constraint(self, s: Mapping[str, Any]) -> Any:
+        """*s* is the initial world."""
+        init = self.initial()
+        return z3.And([s[k] == init[k] for k in self.layout])
+
+    def param_constraint(self, p: Mapping[str, Any], op: Any) -> Any:
+        """The ranges the parameters of one step must respect (so every step replays)."""
+        cons = [z3.ULT(op, len(self.variants))]
+        cons.append(z3.ULT(p["cpu"], self.bounds.ncpus))
+        ent = p["ent"]
+        cons.append(
+            z3.Or(
+                z3.ULT(ent, self.bounds.ldt_slots), z3.UGE(ent, LDT_ENTRIES),
+                ent == 0xFFFFFFFF, z3.And(z3.UGE(ent, 11), z3.ULE(ent, 15)),
+            )
+        )  # fmt: skip
+        for f, top in _DESC_MAX.items():
+            cons.append(z3.ULE(p[f"d_{f}"], top))
+        return z3.And(cons)
+
+    # ------------------------------------------------------------------ transitions
+    def _template(self) -> dict[str, Any]:
+        if self._trans is None:
+            s, p = self._template_state, self._template_params
+            merged: dict[str, Any] | None = None
+            for i in reversed(range(len(self.variants))):
+                succ = self.sem.step(s, self.variants[i].build(p)).world
+                if merged is None:
+                    merged = succ
+                    continue
+                cond = self._template_op == i
+                merged = {k: z3.If(cond, succ[k], merged[k]) for k in self.layout}
+            assert merged is not None  # noqa: S101
+            self._trans = merged
+        return self._trans
+
+    def successor(self, s: Mapping[str, Any], p: Mapping[str, Any], op: Any) -> dict[str, Any]:
+        """The world after one symbolic event from *s*, as terms over *s*, *p* and *op*."""
+        pairs = [(self._template_state[k], s[k]) for k in self.layout]
+        pairs += [(self._template_params[n], p[n]) for n in PARAMS]
+        pairs.append((self._template_op, op))
+        return {k: z3.substitute(v, *pairs) for k, v in self._template().items()}
+
+    def trans(self, t: int) -> Any:
+        """The constraint linking time *t* to *t+1*."""
+        s, s1, p, op = self.state(t), self.state(t + 1), self.params(t), self.op(t)
+        nxt = self.successor(s, p, op)
+        return z3.And(self.param_constraint(p, op), *[s1[k] == nxt[k] for k in self.layout])
+
+    # ------------------------------------------------------------------ decoding
+    def decode(self, model: z3.ModelRef, steps: int) -> list[ev.Event]:
+        """The concrete events of steps 0..steps-1 in *model*."""
+        out = []
+        for t in range(steps):
+            op = model.eval(self.op(t), model_completion=True).as_long()
+            values = {
+                n: model.eval(v, model_completion=True).as_long() for n, v in self.params(t).items()
+            }
+            out.append(self.variants[op].build(values))
+        return out

@@ -1,0 +1,462 @@
+# SPDX-License-Identifier: MIT
+"""Tests of the command line: every class of bad input is one stderr line and exit code 2.
+
+Bad inputs go through typer's CliRunner (stderr is captured apart from stdout); the
+``--debug`` traceback and the module entry point run in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+import fsgs_smt
+from fsgs_smt.cli import app
+from fsgs_smt.policy.vocab import HOOKS
+from fsgs_smt.semantics.events import OPS
+from fsgs_smt.traces.fsgs_json import load_trace, parse_trace
+
+POLICIES = Path(fsgs_smt.__file__).resolve().parent / "specs" / "policies"
+SHIPPED = ("linux-4.13", "linux-4.6", "linux-4.7", "linux-5.9", "lutomirski-2016")
+CLI = "<command line>:1:1"
+
+# A trace with every op, yield with and without `other`, and observe with each `via`.
+ALL_EVENTS = """\
+{
+  "format": "fsgs-trace/1",
+  "cpu": "intel",
+  "events": [
+    {"op": "modify_ldt", "entry": 0, "base_addr": "0x7000", "limit": "0xfffff",
+     "seg_32bit": 1, "contents": 0, "read_exec_only": 0, "limit_in_pages": 1,
+     "seg_not_present": 0, "useable": 1},
+    {"op": "mov_seg", "seg": "gs", "selector": "0x7"},
+    {"op": "wrbase", "seg": "fs", "value": "0x1000"},
+    {"op": "arch_prctl", "code": "SET_GS", "value": "0x2000"},
+    {"op": "arch_prctl", "code": "GET_GS"},
+    {"op": "set_thread_area", "entry_number": -1, "base_addr": "0x3000", "limit": "0xfffff",
+     "seg_32bit": 1, "limit_in_pages": 1, "abi": "ia32"},
+    {"op": "yield", "other": [{"op": "mov_seg", "seg": "fs", "selector": "0x2b"},
+                              {"op": "wrbase", "seg": "gs", "value": "0x5"}]},
+    {"op": "yield"},
+    {"op": "interrupt"},
+    {"op": "migrate", "cpu": 1},
+    {"op": "observe"},
+    {"op": "observe", "via": "rdbase"},
+    {"op": "observe", "via": "arch_prctl"},
+    {"op": "ptrace_peek", "field": "gs_base"},
+    {"op": "ptrace_poke", "field": "fs", "value": "0x0"},
+    {"op": "ptrace_setregs", "fields": {"fs_base": "0x4000", "gs": "0x0"}},
+    {"op": "ptrace_setregs", "fields": {}},
+    {"op": "signal"},
+    {"op": "fork"},
+    {"op": "exec"},
+    {"op": "observe", "via": "fault"}
+  ]
+}
+"""
+
+runner = CliRunner()
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def at(text: str, needle: str, offset: int = 0) -> str:
+    """``line:col`` (1-based) of the character *offset* places into the one *needle* in *text*."""
+    assert text.count(needle) == 1, f"{needle!r} occurs {text.count(needle)} times"
+    pos = text.index(needle) + offset
+    line = text.count("\n", 0, pos) + 1
+    col = pos - text.rfind("\n", 0, pos)
+    return f"{line}:{col}"
+
+
+def loc(path: Path, text: str, needle: str, offset: int = 0) -> str:
+    """``path:line:col`` of *needle* (plus *offset*) in the *text* of *path*."""
+    return f"{path}:{at(text, needle, offset)}"
+
+
+def trace_text(*events: str, top: str = "") -> str:
+    """An fsgs-trace/1 document, one event object per line; *top* adds top-level members."""
+    body = ",\n".join(f"    {e}" for e in events)
+    return f'{{\n  "format": "fsgs-trace/1",{top}\n  "events": [\n{body}\n  ]\n}}\n'
+
+
+def write(tmp_path: Path, text: str, name: str = "t.json") -> Path:
+    """*text* written to tmp_path/*name*."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def invoke(*args: str) -> Result:
+    """Run the CLI in-process."""
+    return runner.invoke(app, list(args))
+
+
+def simulate(path: Path, *options: str, policy: str = "linux-5.9") -> Result:
+    """``simulate POLICY PATH OPTIONS...``."""
+    return invoke("simulate", policy, str(path), *options)
+
+
+def error_line(result: Result, location: str) -> str:
+    """Check *result* is exit 2 with one stderr line at *location*; return the message."""
+    assert (2, "") == (result.exit_code, result.stdout)
+    assert result.exc_info is None or result.exc_info[0] is SystemExit
+    lines = result.stderr.splitlines()
+    assert 1 == len(lines), result.stderr
+    assert "Traceback" not in result.stderr
+    prefix = f"{location}: error: "
+    assert prefix == lines[0][: len(prefix)], lines[0]
+    return lines[0][len(prefix) :]
+
+
+def assert_expected_got(message: str) -> None:
+    """The message says what was expected and then what was found."""
+    assert "expected" in message
+    assert "got" in message
+    assert message.index("expected") < message.index("got")
+
+
+# -- bad traces ------------------------------------------------------------------------------
+
+
+def test_malformed_json(tmp_path: Path) -> None:
+    """A trailing comma is malformed JSON at the token after it."""
+    text = trace_text('{"op": "yield"},')
+    path = write(tmp_path, text)
+    message = error_line(simulate(path), loc(path, text, "  ]", 2))
+    assert "malformed JSON: expected a value, got ']'" == message
+
+
+def test_truncated_json(tmp_path: Path) -> None:
+    """A document cut short is malformed JSON at the end of input."""
+    text = '{"format": "fsgs-trace/1", "events": ['
+    path = write(tmp_path, text)
+    message = error_line(simulate(path), f"{path}:1:{len(text) + 1}")
+    assert "malformed JSON: expected a value or ']', got end of input" == message
+
+
+def test_unknown_top_level_key(tmp_path: Path) -> None:
+    """An unknown top-level key is reported at the key."""
+    text = trace_text('{"op": "yield"}', top='\n  "extra": 1,')
+    path = write(tmp_path, text)
+    message = error_line(simulate(path), loc(path, text, '"extra"'))
+    assert message.startswith("unknown key 'extra' in trace document: expected one of format")
+
+
+def test_unknown_op(tmp_path: Path) -> None:
+    """An unknown op is reported at its value, with the ops that exist."""
+    text = trace_text('{"op": "jump"}')
+    path = write(tmp_path, text)
+    message = error_line(simulate(path), loc(path, text, '"jump"'))
+    assert message.startswith("unknown op 'jump': expected one of mov_seg, wrbase")
+    assert "exec" in message
+
+
+def test_unknown_event_key(tmp_path: Path) -> None:
+    """An unknown key in an event is reported at the key."""
+    text = trace_text('{"op": "yield", "bogus": 1}')
+    path = write(tmp_path, text)
+    message = error_line(simulate(path), loc(path, text, '"bogus"'))
+    assert "unknown key 'bogus' in yield event: expected one of op, other" == message
+
+
+@pytest.mark.parametrize(
+    ("value", "got"),
+    [
+        ("1.5", "got a float"),
+        ('"7"', "got '7' (hex strings need the 0x prefix)"),
+        ("true", "got true"),
+        ("null", "got null"),
+        ('"0x"', "got '0x'"),
+    ],
+    ids=["float", "decimal-string", "boolean", "null", "bare-0x"],
+)
+def test_selector_of_wrong_type(tmp_path: Path, value: str, got: str) -> None:
+    """A selector that is not a JSON integer or hex string is a type error at the value."""
+    text = trace_text(f'{{"op": "mov_seg", "seg": "fs", "selector": {value}}}')
+    path = write(tmp_path, text)
+    message = error_line(simulate(path), loc(path, text, value + "}"))
+    assert_expected_got(message)
+    expected = 'selector is not a number: expected a hex string like "0x7" or a JSON integer'
+    assert f"{expected}, {got}" == message
+
+
+@pytest.mark.parametrize(
+    ("event", "needle", "message"),
+    [
+        ('{"op": "mov_seg", "seg": "fs", "selector": "0x10000"}', '"0x10000"',
+         "selector out of range: expected an integer in 0..0xffff, got 0x10000"),
+        ('{"op": "wrbase", "seg": "gs", "value": "0x10000000000000000"}', '"0x1000',
+         "value out of range: expected an integer in 0..0xffffffffffffffff, "
+         "got 0x10000000000000000"),
+        ('{"op": "modify_ldt", "entry": -1}', "-1",
+         "entry out of range: expected an integer in 0..0xffffffff, got -1"),
+        ('{"op": "modify_ldt", "entry": 0, "contents": 4}', "4}",
+         "contents out of range: expected an integer in 0..3, got 4"),
+        ('{"op": "set_thread_area", "entry_number": "-0x2"}', '"-0x2"',
+         "entry_number out of range: expected -1 or an integer in 0..0xffffffff, got -2"),
+    ],
+    ids=["selector-0x10000", "base-2**64", "negative-entry", "contents-4", "entry-number-minus-2"],
+)  # fmt: skip
+def test_number_out_of_range(tmp_path: Path, event: str, needle: str, message: str) -> None:
+    """A number outside its field's range is reported at the value."""
+    text = trace_text(event)
+    path = write(tmp_path, text)
+    actual = error_line(simulate(path), loc(path, text, needle))
+    assert_expected_got(actual)
+    assert message == actual
+
+
+def test_unknown_ptrace_field(tmp_path: Path) -> None:
+    """ptrace_peek of a slot that is not FS/GS is reported at the field name."""
+    text = trace_text('{"op": "ptrace_peek", "field": "ds"}')
+    path = write(tmp_path, text)
+    message = error_line(simulate(path), loc(path, text, '"ds"'))
+    expected = "unknown field 'ds' in ptrace_peek event: expected one of fs, gs, fs_base, gs_base"
+    assert expected == message
+
+
+def test_unknown_setregs_slot(tmp_path: Path) -> None:
+    """A ptrace_setregs field that is no user_regs_struct slot is reported at the key."""
+    text = trace_text('{"op": "ptrace_setregs", "fields": {"fsbase": "0x1"}}')
+    path = write(tmp_path, text)
+    message = error_line(simulate(path), loc(path, text, '"fsbase"'))
+    assert message.startswith("unknown register 'fsbase' in ptrace_setregs fields: expected one of")
+
+
+def test_unknown_cpu_in_trace(tmp_path: Path) -> None:
+    """An unknown CPU model in the trace's cpu is reported at the value."""
+    text = trace_text('{"op": "yield"}', top='\n  "cpu": "pentium",')
+    path = write(tmp_path, text)
+    message = error_line(simulate(path), loc(path, text, '"pentium"'))
+    assert "unknown cpu 'pentium': expected one of intel, amd-legacy, amd-zen3" == message
+
+
+def test_migrate_to_missing_cpu(tmp_path: Path) -> None:
+    """migrate to CPU 5 in a 2-CPU world is reported at that event's cpu value."""
+    text = trace_text('{"op": "yield"}', '{"op": "migrate", "cpu": 5}')
+    path = write(tmp_path, text)
+    message = error_line(simulate(path, "--cpus", "2"), loc(path, text, "5}"))
+    assert "migrate to CPU 5: expected a CPU number in 0..1" == message
+
+
+def test_migrate_within_more_cpus(tmp_path: Path) -> None:
+    """migrate to CPU 5 runs when the world has 6 CPUs."""
+    path = write(tmp_path, trace_text('{"op": "migrate", "cpu": 5}'))
+    result = simulate(path, "--cpus", "6", "--format", "json")
+    assert (0, "") == (result.exit_code, result.stderr)
+    assert [{"i": 0, "op": "migrate", "result": "ok"}] == json.loads(result.stdout)["results"]
+
+
+def test_missing_trace_file(tmp_path: Path) -> None:
+    """A trace file that does not exist is an error at its 1:1."""
+    path = tmp_path / "absent.json"
+    message = error_line(simulate(path), f"{path}:1:1")
+    assert message.startswith("cannot read trace file")
+
+
+def test_trace_not_utf8(tmp_path: Path) -> None:
+    """A trace file that is not UTF-8 is an error at its 1:1."""
+    path = tmp_path / "latin1.json"
+    path.write_bytes(b'{"format": "fsgs-trace/1", "events": [], "x": "\xe9"}')
+    message = error_line(simulate(path), f"{path}:1:1")
+    assert_expected_got(message)
+
+
+# -- bad options and policies ----------------------------------------------------------------
+
+
+@pytest.fixture
+def good_trace(tmp_path: Path) -> Path:
+    """A valid one-event trace."""
+    return write(tmp_path, trace_text('{"op": "observe"}'), "good.json")
+
+
+def test_unknown_cpu_option(good_trace: Path) -> None:
+    """--cpu with an unknown model is a command-line error."""
+    message = error_line(simulate(good_trace, "--cpu", "pentium"), CLI)
+    expected = "--cpu pentium: unknown CPU model: expected one of intel, amd-legacy, amd-zen3"
+    assert expected == message
+
+
+def test_unknown_policy_name(good_trace: Path) -> None:
+    """An unknown policy name is a command-line error listing the shipped policies."""
+    message = error_line(simulate(good_trace, policy="linux-9.9"), CLI)
+    expected = f"unknown policy 'linux-9.9': expected a policy file or one of {', '.join(SHIPPED)}"
+    assert expected == message
+
+
+def test_policy_file_with_syntax_error(tmp_path: Path, good_trace: Path) -> None:
+    """A policy file with an expression syntax error is reported in the policy file."""
+    shutil.copytree(POLICIES / "lib", tmp_path / "lib")
+    old = '    - "return task.index"\n'
+    new = '    - "return task.index +* 1"\n'
+    text = (POLICIES / "linux-5.9.yaml").read_text(encoding="utf-8")
+    assert 1 == text.count(old)
+    text = text.replace(old, new)
+    policy = write(tmp_path, text, "bad.yaml")
+    message = error_line(
+        simulate(good_trace, policy=str(policy)), loc(policy, text, new, new.index("*"))
+    )
+    assert_expected_got(message)
+    assert "syntax error: expected a number, a name, '(' or a unary operator, got '*'" == message
+
+
+def test_policy_with_recursive_function(tmp_path: Path, good_trace: Path) -> None:
+    """A policy whose function calls itself is a one-line error, exit 2."""
+    shutil.copytree(POLICIES / "lib", tmp_path / "lib")
+    text = (POLICIES / "linux-5.9.yaml").read_text(encoding="utf-8")
+    funcs = 'functions:\n  fa:\n    params: [x]\n    body: "fa(x)"\n'
+    text = text.replace("\nsetregs:\n", "\n" + funcs + "setregs:\n")
+    policy = write(tmp_path, text, "rec.yaml")
+    message = error_line(simulate(good_trace, policy=str(policy)), loc(policy, text, 'fa(x)"'))
+    assert "recursion" in message
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("nope=1", "--set nope: unknown setting of linux-5.9: expected one of fsgsbase, "
+         "ia32_emulation, x86_16bit"),
+        ("fsgsbase=maybe", "--set fsgsbase: expected true or false, got 'maybe'"),
+        ("fsgsbase", "--set 'fsgsbase': expected NAME=VALUE"),
+        ("=1", "--set '=1': expected NAME=VALUE"),
+    ],
+    ids=["unknown-setting", "bad-value", "missing-equals", "missing-name"],
+)  # fmt: skip
+def test_bad_set_option(good_trace: Path, item: str, message: str) -> None:
+    """--set items are checked against the policy's settings."""
+    assert message == error_line(simulate(good_trace, "--set", item), CLI)
+
+
+def test_good_set_option(good_trace: Path) -> None:
+    """--set fsgsbase=false is accepted."""
+    result = simulate(good_trace, "--set", "fsgsbase=false", "--format", "json")
+    assert (0, "") == (result.exit_code, result.stderr)
+
+
+@pytest.mark.parametrize("ncpus", ["0", "65"])
+def test_bad_cpus_option(good_trace: Path, ncpus: str) -> None:
+    """--cpus outside 1..64 is a command-line error."""
+    assert f"--cpus {ncpus}: expected 1..64" == error_line(
+        simulate(good_trace, "--cpus", ncpus), CLI
+    )
+
+
+def _run_module(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "fsgs_smt", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_module_entry_point_bad_input(tmp_path: Path) -> None:
+    """python -m fsgs_smt on a bad trace prints one line and exits 2, without a traceback."""
+    text = trace_text('{"op": "jump"}')
+    path = write(tmp_path, text)
+    proc = _run_module("simulate", "linux-5.9", str(path))
+    assert (2, "") == (proc.returncode, proc.stdout)
+    lines = proc.stderr.splitlines()
+    assert 1 == len(lines), proc.stderr
+    assert lines[0].startswith(loc(path, text, '"jump"') + ": error: unknown op 'jump'")
+
+
+def test_debug_shows_traceback(tmp_path: Path) -> None:
+    """--debug turns a bad input into a Python traceback and a nonzero exit code."""
+    path = write(tmp_path, trace_text('{"op": "jump"}'))
+    proc = _run_module("--debug", "simulate", "linux-5.9", str(path))
+    assert 0 != proc.returncode
+    assert "Traceback (most recent call last)" in proc.stderr
+    assert "InputError" in proc.stderr
+    assert "unknown op 'jump'" in proc.stderr
+
+
+# -- good runs -------------------------------------------------------------------------------
+
+
+def test_policies_lists_shipped() -> None:
+    """policies prints the 5 shipped policies one per line, linux-5.9 marked default."""
+    result = invoke("policies")
+    assert (0, "") == (result.exit_code, result.stderr)
+    lines = result.stdout.splitlines()
+    assert list(SHIPPED) == [line.split()[0] for line in lines]
+    marked = [line.split()[0] for line in lines if line.split()[1] == "*"]
+    assert ["linux-5.9"] == marked
+    assert all(line.split(maxsplit=1)[1].strip() for line in lines)
+
+
+def test_schema_is_json_with_every_hook() -> None:
+    """schema prints JSON whose hooks are exactly vocab.HOOKS, all required."""
+    result = invoke("schema")
+    assert (0, "") == (result.exit_code, result.stderr)
+    schema = json.loads(result.stdout)
+    hooks = schema["properties"]["hooks"]
+    assert list(HOOKS) == list(hooks["properties"])
+    assert list(HOOKS) == hooks["required"]
+    assert hooks["additionalProperties"] is False
+
+
+def test_schema_library_is_json() -> None:
+    """schema --library prints a JSON Schema."""
+    result = invoke("schema", "--library")
+    assert 0 == result.exit_code
+    assert "object" == json.loads(result.stdout)["type"]
+
+
+def test_all_events_trace_covers_every_op(tmp_path: Path) -> None:
+    """The test trace has every op, yield with other, and observe with every via."""
+    loaded = load_trace(write(tmp_path, ALL_EVENTS))
+    doc = json.loads(ALL_EVENTS)
+    assert set(OPS) == {e["op"] for e in doc["events"]}
+    assert {None, "rdbase", "arch_prctl", "fault"} == {
+        e.get("via") for e in doc["events"] if e["op"] == "observe"
+    }
+    assert len(doc["events"]) == len(loaded.trace.events)
+
+
+def test_simulate_json_output(tmp_path: Path) -> None:
+    """simulate --format json prints the trace with one result per event, and it re-reads."""
+    path = write(tmp_path, ALL_EVENTS)
+    result = simulate(path, "--cpu", "amd-zen3", "--format", "json")
+    assert (0, "") == (result.exit_code, result.stderr)
+    doc = json.loads(result.stdout)
+    assert ["format", "cpu", "events", "results"] == list(doc)
+    assert ("fsgs-trace/1", "amd-zen3") == (doc["format"], doc["cpu"])
+    events = json.loads(ALL_EVENTS)["events"]
+    assert [e["op"] for e in events] == [r["op"] for r in doc["results"]]
+    assert list(range(len(events))) == [r["i"] for r in doc["results"]]
+    assert all(["i", "op", "result"] == list(r) for r in doc["results"])
+    again = parse_trace(result.stdout, "out.json")
+    assert load_trace(path).trace.events == again.trace.events
+    assert "amd-zen3" == again.trace.cpu
+
+
+def test_simulate_table_output(tmp_path: Path) -> None:
+    """simulate --format table prints one row per event after the initial row."""
+    path = write(tmp_path, ALL_EVENTS)
+    result = simulate(path, "--format", "table")
+    assert (0, "") == (result.exit_code, result.stderr)
+    n = len(json.loads(ALL_EVENTS)["events"])
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    numbers = [row.split("│")[1].strip() for row in rows]
+    assert [str(i) for i in range(n)] == [x for x in numbers if x]
+    assert "(initial)" in result.stdout
+
+
+def test_simulate_table_shows_yield_other(tmp_path: Path) -> None:
+    """The table's arguments cell of a yield lists the other task's ops."""
+    other = '{"op": "mov_seg", "seg": "fs", "selector": "0x2b"}'
+    path = write(tmp_path, trace_text(f'{{"op": "yield", "other": [{other}]}}'))
+    result = simulate(path)
+    assert 0 == result.exit_code
+    assert "mov_seg" in result.stdout
