@@ -97,10 +97,12 @@ def _run(body: Callable[[], int]) -> None:
             raise
         print(exc.one_line(), file=sys.stderr)
         raise typer.Exit(ExitCode.BAD_INPUT) from None
-    except FsgsError as exc:
-        if _state["debug"]:
+    except (FsgsError, Exception) as exc:
+        if _state["debug"] or isinstance(exc, typer.Exit):
             raise
-        print(f"fsgs-smt: internal error: {exc} (rerun with --debug)", file=sys.stderr)
+        kind = type(exc).__name__
+        print(f"fsgs-smt: internal error: {kind}: {exc} (a bug; rerun with --debug)",
+              file=sys.stderr)  # fmt: skip
         raise typer.Exit(ExitCode.INTERNAL) from None
     raise typer.Exit(code)
 
@@ -190,6 +192,154 @@ def simulate_cmd(
             console = Console(width=None if sys.stdout.isatty() else 160)
             console.print(trace_table(run, title=f"{trace} under {pol.name} on {model}"))
         return ExitCode.OK
+
+    _run(body)
+
+
+class ProveFormat(enum.Enum):
+    """Output formats of ``prove``."""
+
+    TEXT = "text"
+    JSON = "json"
+    JUNIT = "junit"
+
+
+class CexFormat(enum.Enum):
+    """Output formats of ``counterexample``."""
+
+    TABLE = "table"
+    JSON = "json"
+    ITF = "itf"
+
+
+class EngineChoice(enum.Enum):
+    """The proof engines."""
+
+    AUTO = "auto"
+    BMC = "bmc"
+    KIND = "kind"
+
+
+def _models(cpu: str | None) -> list[str]:
+    if cpu in (None, "all"):
+        return list(CPU_MODEL_NAMES)
+    return [_cpu_model(cpu, None)]
+
+
+def _check_positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise InputError(CLI_SPAN, f"{name} {value}: expected a positive number")
+
+
+@app.command("prove")
+def prove_cmd(
+    policy: Annotated[
+        str, typer.Argument(help="A policy file or a shipped policy's name.")
+    ] = DEFAULT_POLICY,
+    invariant: Annotated[
+        list[str] | None, typer.Option("--invariant", "-i", help="Only these invariant ids.")
+    ] = None,
+    cpu: Annotated[
+        str | None, typer.Option(help="intel, amd-legacy, amd-zen3 or all (default: all).")
+    ] = None,
+    depth: Annotated[int, typer.Option(help="BMC depth for counterexamples.")] = 6,
+    engine: Annotated[
+        EngineChoice, typer.Option(help="auto: lemmas + BMC; bmc; kind: k-induction.")
+    ] = EngineChoice.AUTO,
+    timeout: Annotated[float, typer.Option(help="Seconds per invariant and CPU model.")] = 600.0,
+    jobs: Annotated[int, typer.Option(help="CPU models checked in parallel.")] = 1,
+    fmt: Annotated[ProveFormat, typer.Option("--format", help="text, json or junit.")] = (
+        ProveFormat.TEXT
+    ),
+    output: Annotated[Path | None, typer.Option(help="Write the report here.")] = None,
+    accept_bounded: Annotated[
+        bool, typer.Option("--accept-bounded", help="Count BOUNDED(k) as a pass.")
+    ] = False,
+    setting: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a policy setting: NAME=VALUE.")
+    ] = None,
+    invariants_file: Annotated[
+        Path | None, typer.Option("--invariants", help="An invariants file (default: shipped).")
+    ] = None,
+) -> None:
+    """Prove each invariant of a policy on each CPU model, or find a counterexample."""
+
+    def body() -> int:
+        from fsgs_smt.proving import ProveRequest, run_prove, select_invariants  # noqa: PLC0415
+        from fsgs_smt.reports import exit_status, render_json, render_junit, render_text  # noqa: PLC0415
+
+        _check_positive("--depth", depth)
+        _check_positive("--timeout", timeout)
+        _check_positive("--jobs", jobs)
+        pol = load_checked(policy)
+        overrides = parse_settings(setting or [], pol)
+        invs = select_invariants(invariants_file, invariant or [])
+        request = ProveRequest(
+            policy=pol, invariants=invs, cpus=_models(cpu), depth=depth, engine=engine.value,
+            timeout=timeout, settings=overrides, jobs=jobs,
+        )  # fmt: skip
+        progress = Console(stderr=True) if sys.stderr.isatty() else None
+        results = run_prove(request, progress=progress.print if progress else None)
+        text = {
+            ProveFormat.TEXT: render_text, ProveFormat.JSON: render_json,
+            ProveFormat.JUNIT: render_junit,
+        }[fmt](pol, results)  # fmt: skip
+        if output is not None:
+            output.write_text(text)
+        else:
+            print(text, end="" if text.endswith("\n") else "\n")
+        return exit_status(results, accept_bounded=accept_bounded)
+
+    _run(body)
+
+
+@app.command("counterexample")
+def counterexample_cmd(
+    policy: Annotated[str, typer.Argument(help="A policy file or a shipped policy's name.")],
+    invariant: Annotated[str, typer.Argument(help="The invariant id.")],
+    cpu: Annotated[str | None, typer.Option(help="intel, amd-legacy or amd-zen3.")] = None,
+    depth: Annotated[int, typer.Option(help="Search up to this many events.")] = 8,
+    timeout: Annotated[float, typer.Option(help="Seconds.")] = 600.0,
+    fmt: Annotated[CexFormat, typer.Option("--format", help="table, json or itf.")] = (
+        CexFormat.TABLE
+    ),
+    output: Annotated[Path | None, typer.Option(help="Write the trace here.")] = None,
+    setting: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a policy setting: NAME=VALUE.")
+    ] = None,
+    invariants_file: Annotated[
+        Path | None, typer.Option("--invariants", help="An invariants file (default: shipped).")
+    ] = None,
+) -> None:
+    """Find the shortest trace that breaks an invariant, replayed on the simulator."""
+
+    def body() -> int:
+        from fsgs_smt.proving import counterexample, select_invariants  # noqa: PLC0415
+        from fsgs_smt.reports import render_counterexample  # noqa: PLC0415
+
+        _check_positive("--depth", depth)
+        _check_positive("--timeout", timeout)
+        pol = load_checked(policy)
+        overrides = parse_settings(setting or [], pol)
+        (inv,) = select_invariants(invariants_file, [invariant])
+        model = _cpu_model(cpu, None)
+        verdict, run = counterexample(pol, inv, model, depth, timeout, overrides)
+        if run is None:
+            print(f"{inv.id} on {pol.name}/{model}: {verdict.label} {verdict.reason}".rstrip(),
+                  file=sys.stderr)  # fmt: skip
+            return ExitCode.UNKNOWN if verdict.label != "PROVED" else ExitCode.OK
+        if fmt is CexFormat.TABLE and output is None:
+            console = Console(width=None if sys.stdout.isatty() else 160)
+            for renderable in render_counterexample(pol, inv, model, verdict, run, "table"):
+                console.print(renderable)
+        else:
+            text = render_counterexample(pol, inv, model, verdict, run, fmt.value)[0]
+            assert isinstance(text, str)  # noqa: S101
+            if output is not None:
+                output.write_text(text)
+            else:
+                print(text, end="")
+        return ExitCode.VIOLATED
 
     _run(body)
 

@@ -123,10 +123,12 @@ class Property:
         for i, event in enumerate(_instantiate(self.inv.events, own, other, inst.choices)):
             out = sem.step(world, event)
             for k, v in result_names(out.result).items():
-                names[f"r{i}.{k}"] = v
+                # results keep their native widths (selectors 16, faults 2): read as u64
+                names[f"r{i}.{k}"] = v if z3.is_bool(v) else z3.ZeroExt(64 - v.size(), v)
             world = out.world
         names.update({f"after.{k}": v for k, v in view(sem, world).items()})
-        names.update({f"p.{k}": v for k, v in own.items()})
+        d = self.system.d
+        names.update({f"p.{k}": d.zext(v, self.inv.params[k], 64) for k, v in own.items()})
         return names
 
     def concrete_events(

@@ -205,19 +205,24 @@ class System:
         return z3.And([s[k] == init[k] for k in self.layout])
 
     def param_constraint(self, p: Mapping[str, Any], op: Any) -> Any:
-        """The ranges the parameters of one step must respect (so every step replays)."""
+        """The ranges the parameters of one step must respect (so every step replays).
+
+        ``modify_ldt`` entries stay inside the modelled LDT (or are >= LDT_ENTRIES, which
+        the kernel refuses), so the simulator's world and the encoding's stay the same.
+        """
         cons = [z3.ULT(op, len(self.variants))]
         cons.append(z3.ULT(p["cpu"], self.bounds.ncpus))
         ent = p["ent"]
-        cons.append(
-            z3.Or(
-                z3.ULT(ent, self.bounds.ldt_slots), z3.UGE(ent, LDT_ENTRIES),
-                ent == 0xFFFFFFFF, z3.And(z3.UGE(ent, 11), z3.ULE(ent, 15)),
-            )
-        )  # fmt: skip
+        ldt_ok = z3.Or(z3.ULT(ent, self.bounds.ldt_slots), z3.UGE(ent, LDT_ENTRIES))
+        writes_ldt = [i for i, v in enumerate(self.variants) if v.name.endswith("modify_ldt")]
+        cons.append(z3.Implies(z3.Or([op == i for i in writes_ldt]), ldt_ok))
         for f, top in _DESC_MAX.items():
             cons.append(z3.ULE(p[f"d_{f}"], top))
         return z3.And(cons)
+
+    def variant_successor(self, i: int, s: Mapping[str, Any], p: Mapping[str, Any]) -> Any:
+        """The world after variant *i* from *s* with parameters *p* (terms)."""
+        return self.sem.step(s, self.variants[i].build(p)).world
 
     # ------------------------------------------------------------------ transitions
     def _template(self) -> dict[str, Any]:

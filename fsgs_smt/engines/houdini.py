@@ -1,0 +1,245 @@
+# SPDX-License-Identifier: MIT
+"""Strengthening lemmas, generated from the model and the policy, kept only if inductive.
+
+Layer: engines. Imports z3, `encode.system`, `semantics.*`.
+
+Candidates come from the structure of the world and of the policy:
+
+* every base the CPU or a thread holds is canonical; every CPU's kernel GS base is its
+  per-CPU base while in user mode; the task's CPU exists; the LDT fits its bound;
+* every descriptor in the LDT, the TLS arrays and the GDT TLS slots is zero or a DPL-3
+  code/data segment (what fill_ldt() builds); a nonzero selector's hidden descriptor is a
+  present DPL-3 code/data segment; the running task's TLS array is in its CPU's GDT, and
+  every other CPU's GDT holds the TLS of its other task;
+* from the policy: a stopped task's saved state is what the policy's switch-in would
+  restore ("a task that is not running has saved exactly what it would observe"), and
+  no kernel #GP has happened.
+
+Houdini removes every candidate that is false initially or not preserved by one step
+from a state satisfying all remaining ones; what survives is an inductive invariant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import z3
+
+from fsgs_smt.encode.system import System
+from fsgs_smt.semantics import x86
+from fsgs_smt.semantics.events import Seg
+from fsgs_smt.semantics.state import TASK, Choice, Store, choose_by_index, other_task
+from fsgs_smt.semantics.step import PERCPU_BASE, PERCPU_STRIDE
+
+Candidate = tuple[str, Callable[[dict[str, Any]], Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Lemmas:
+    """An inductive invariant: named conjuncts over one world."""
+
+    names: tuple[str, ...]
+    build: tuple[Callable[[dict[str, Any]], Any], ...]
+    rounds: int
+
+    def conj(self, s: dict[str, Any]) -> Any:
+        """All lemmas in world *s*."""
+        return z3.And([f(s) for f in self.build]) if self.build else z3.BoolVal(True)
+
+
+def _desc_ok(d: Any, word: Any) -> Any:
+    """Zero, or a DPL-3 code/data descriptor with L = 0 (what fill_ldt() builds)."""
+    return z3.Or(
+        word == 0,
+        z3.And(x86.desc_s(d, word), x86.desc_dpl(d, word) == 3, z3.Extract(53, 53, word) == 0),
+    )
+
+
+def _never_kernel(key: str) -> Callable[[dict[str, Any]], Any]:
+    """The selector at *key* is RPL 3, in the LDT, or names no DPL-0 GDT segment (1..3).
+
+    Users can only hold selectors they could load (DPL-3 targets, any RPL), and ptrace
+    stores only null or RPL-3 selectors; a kernel (CPL-0) load of one of these never
+    succeeds on a DPL-0 segment.
+    """
+
+    def lemma(s: dict[str, Any]) -> Any:
+        v = s[key]
+        return z3.Or(
+            z3.Extract(1, 0, v) == 3, z3.Extract(2, 2, v) == 1,
+            z3.Not(z3.Or([z3.Extract(15, 3, v) == i for i in (1, 2, 3)])),
+        )  # fmt: skip
+
+    return lemma
+
+
+Lemma = Callable[[dict[str, Any]], Any]
+
+
+def _eq_const(key: str, value: int) -> Lemma:
+    return lambda s: s[key] == value
+
+
+def _canonical(d: Any, key: str, va_bits: int) -> Lemma:
+    return lambda s: x86.canonical(d, s[key], va_bits)
+
+
+def _well_formed(d: Any, key: str) -> Lemma:
+    return lambda s: _desc_ok(d, s[key])
+
+
+def _hidden_loadable(d: Any, cpu: str, seg: str) -> Lemma:
+    def lemma(s: dict[str, Any]) -> Any:
+        desc = s[f"{cpu}.{seg}_desc"]
+        return z3.Or(
+            x86.null_sel(d, s[f"{cpu}.{seg}"]),
+            z3.And(x86.desc_s(d, desc), x86.desc_dpl(d, desc) == 3, x86.desc_present(d, desc)),
+        )
+
+    return lemma
+
+
+def _gdt_holds(cpu: str, c: int, owner: str, *, task_runs_here: bool) -> Lemma:
+    def lemma(s: dict[str, Any]) -> Any:
+        here = z3.And(s["T.cpu"] == c, z3.Not(s["T.stopped"]))
+        cond = here if task_runs_here else z3.Not(here)
+        same = z3.And([s[f"{cpu}.gdt_tls{i}"] == s[f"{owner}.tls{i}"] for i in range(3)])
+        return z3.Implies(cond, same)
+
+    return lemma
+
+
+def _restores(system: System, seg: Seg, field: str) -> Lemma:
+    """A stopped task's saved *field* is what the policy's switch-in puts in the register."""
+    d = system.d
+    sem = system.sem
+
+    def lemma(s: dict[str, Any]) -> Any:
+        store = Store(d, s)
+        cpu = choose_by_index(d, s["T.cpu"], sem.cpus, 8)
+        other = choose_by_index(d, s["T.cpu"], sem.others, 8)
+        g = s["T.stopped"]
+        x86.swapgs(d, store, cpu, g)
+        sem.m.run_hook(store, "switch_out", g, threads={"prev": other}, cpu=cpu, current=True)
+        threads = {"prev": other, "next": Choice.one(d, TASK)}
+        sem.m.run_hook(store, "switch_in", g, threads=threads, cpu=cpu, current=True)
+        x86.swapgs(d, store, cpu, g)
+        sel_key, base_key = x86.seg_keys(seg)
+        live = cpu.read(store, sel_key if field == "index" else base_key)
+        return z3.Implies(g, live == s[f"T.{seg.value}{field}"])
+
+    return lemma
+
+
+def candidates(system: System) -> list[Candidate]:
+    """The candidate lemmas for *system* (see the module docstring)."""
+    d = system.d
+    ncpus = system.bounds.ncpus
+    bits = system.model.va_bits
+    out: list[Candidate] = [
+        ("cpu-exists", lambda s: z3.ULT(s["T.cpu"], ncpus)),
+        ("ldt-fits", lambda s: z3.ULE(s["mm.ldt_n"], system.bounds.ldt_slots)),
+        ("no-kernel-gp", lambda s: z3.Not(s["kernel_gp"])),
+        ("stopped-means-running", lambda s: z3.Implies(s["T.stopped"], s["T.status"] == 0)),
+    ]
+    for c in range(ncpus):
+        cpu = f"cpu{c}"
+        percpu = PERCPU_BASE + c * PERCPU_STRIDE
+        out.append((f"{cpu}.kernel_gs_base", _eq_const(f"{cpu}.kernel_gs_base", percpu)))
+        for key in ("fs_base", "gs_base"):
+            out.append((f"{cpu}.{key} canonical", _canonical(d, f"{cpu}.{key}", bits)))
+        for i in range(3):
+            out.append((f"{cpu}.gdt_tls{i} well-formed", _well_formed(d, f"{cpu}.gdt_tls{i}")))
+        for seg in ("fs", "gs"):
+            out.append((f"{cpu}.{seg} hidden descriptor loadable", _hidden_loadable(d, cpu, seg)))
+            out.append((f"{cpu}.{seg} never a kernel segment", _never_kernel(f"{cpu}.{seg}")))
+        out.append((f"{cpu} GDT holds its other task's TLS",
+                    _gdt_holds(cpu, c, other_task(c), task_runs_here=False)))  # fmt: skip
+        out.append((f"{cpu} GDT holds the task's TLS",
+                    _gdt_holds(cpu, c, TASK, task_runs_here=True)))  # fmt: skip
+    for task in [TASK] + [other_task(c) for c in range(ncpus)]:
+        for seg in ("fs", "gs"):
+            key = f"{task}.{seg}index"
+            out.append((f"{key} never a kernel segment", _never_kernel(key)))
+        for key in ("fsbase", "gsbase"):
+            out.append((f"{task}.{key} canonical", _canonical(d, f"{task}.{key}", bits)))
+        for i in range(3):
+            out.append((f"{task}.tls{i} well-formed", _well_formed(d, f"{task}.tls{i}")))
+    for k in range(system.bounds.ldt_slots):
+        out.append((f"mm.ldt{k} well-formed", _well_formed(d, f"mm.ldt{k}")))
+    for seg_enum in Seg:
+        for field in ("index", "base"):
+            name = f"stopped task restores its saved {seg_enum.value} {field}"
+            out.append((name, _restores(system, seg_enum, field)))
+    return out
+
+
+def houdini(system: System, deadline_ms: Callable[[], int]) -> tuple[Lemmas, str]:
+    """The largest subset of the candidates that is inductive (and true initially).
+
+    One incremental solver per event variant; candidates are switched on by assumption
+    literals, so clauses learned in one round serve the next. A round drops every
+    candidate that a counterexample to induction falsifies; the search ends when no
+    variant can break the survivors.
+
+    Returns the lemmas and "" on success, or an empty set and the reason (a timeout, an
+    ``unknown`` answer) if the search could not finish.
+    """
+    cands = candidates(system)
+    init = system.initial()
+    alive = {n for n, f in cands if z3.is_true(z3.simplify(f(init)))}
+    s, p = system.state(0), system.params(0)
+    lits = {n: z3.Bool(f"lemma:{n}") for n, _ in cands}
+    pre = {n: f(s) for n, f in cands}
+    checks = []
+    for i in range(len(system.variants)):
+        nxt = system.variant_successor(i, s, p)
+        solver = z3.SolverFor("QF_BV")
+        solver.set("random_seed", 0)
+        solver.add(system.param_constraint(p, z3.BitVecVal(i, system.op_width)))
+        solver.add([z3.Implies(lits[n], pre[n]) for n, _ in cands])
+        checks.append((solver, {n: f(nxt) for n, f in cands}))
+    rounds = 0
+    changed = True
+    while changed:
+        changed = False
+        rounds += 1
+        for solver, post in checks:
+            while True:
+                left = deadline_ms()
+                if left <= 0:
+                    return Lemmas((), (), rounds), "timeout while searching for lemmas"
+                solver.set("timeout", left)
+                live = sorted(alive)
+                bad = z3.Not(z3.And([post[n] for n in live])) if live else z3.BoolVal(False)
+                result = solver.check(*[lits[n] for n in live], bad)
+                if result == z3.unsat:
+                    break
+                if result == z3.unknown:
+                    return Lemmas((), (), rounds), f"lemma search: {solver.reason_unknown()}"
+                model = solver.model()
+                falsified = {
+                    n for n in live if z3.is_false(model.eval(post[n], model_completion=True))
+                }
+                alive -= falsified
+                changed = True
+    names = tuple(n for n, _ in cands if n in alive)
+    build = tuple(f for n, f in cands if n in alive)
+    return Lemmas(names, build, rounds), ""
+
+
+def recheck_lemmas(system: System, lemmas: Lemmas, seconds: float) -> bool:
+    """Init => L, and L /\\ T => L' for every event variant, each in a fresh solver."""
+    if not z3.is_true(z3.simplify(lemmas.conj(system.initial()))):
+        return False
+    s, p = system.state(0), system.params(0)
+    for i in range(len(system.variants)):
+        solver = z3.SolverFor("QF_BV")
+        solver.set("timeout", int(seconds * 1000))
+        solver.add(system.param_constraint(p, z3.BitVecVal(i, system.op_width)))
+        solver.add(lemmas.conj(s), z3.Not(lemmas.conj(system.variant_successor(i, s, p))))
+        if solver.check() != z3.unsat:
+            return False
+    return True

@@ -1,0 +1,154 @@
+# SPDX-License-Identifier: MIT
+"""Bounded model checking and k-induction over a `System` and a `Property`.
+
+Layer: engines. Imports z3, `encode.*`, `engines.verdict`.
+
+* BMC is incremental (one solver, one transition added per depth, the negated property
+  checked under an assumption), so the first counterexample found is a shortest one.
+* k-induction keeps the base case (the BMC above: a real counterexample) apart from the
+  step case (k consecutive states satisfying the invariant and its lemmas, pairwise
+  distinct, followed by one that does not): a step failure is a counterexample to
+  induction, never reported as a bug.
+* A timeout or an ``unknown`` answer is UNKNOWN, never PROVED.
+
+The engines only search; `pipeline` re-checks every answer before anyone sees it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import z3
+
+from fsgs_smt.encode.property import Property
+from fsgs_smt.encode.system import System
+
+SEED = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """What an engine found."""
+
+    kind: str  # "violated" | "lemma-false" | "proved" | "bounded" | "unknown"
+    depth: int
+    model: z3.ModelRef | None = None
+    reason: str = ""
+    k: int = 0
+
+
+class Deadline:
+    """A wall-clock budget shared by the queries of one check."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def left_ms(self) -> int:
+        """Milliseconds left (at least 1 while any remain; 0 when spent)."""
+        left = self.end - time.monotonic()
+        return max(0, int(left * 1000))
+
+
+def _solver() -> z3.Solver:
+    solver = z3.SolverFor("QF_BV")
+    solver.set("random_seed", SEED)
+    return solver
+
+
+def _check(solver: z3.Solver, deadline: Deadline, *assumptions: Any) -> tuple[Any, str]:
+    left = deadline.left_ms()
+    if left <= 0:
+        return z3.unknown, "timeout"
+    solver.set("timeout", left)
+    result = solver.check(*assumptions)
+    reason = solver.reason_unknown() if result == z3.unknown else ""
+    if result == z3.unknown and deadline.left_ms() <= 0:
+        reason = "timeout"
+    return result, reason
+
+
+def invariant_terms(prop: Property, s: dict[str, Any], tag: str) -> tuple[Any, Any]:
+    """(the invariant, the conjunction of its lemmas) in world *s*."""
+    lemmas = prop.lemmas(s)
+    return prop.holds(s, tag), (z3.And(lemmas) if lemmas else z3.BoolVal(True))
+
+
+class Engine:
+    """BMC and k-induction sharing one base-case solver."""
+
+    def __init__(self, system: System, prop: Property, deadline: Deadline) -> None:
+        self.system = system
+        self.prop = prop
+        self.deadline = deadline
+        self.base = _solver()
+        self.base.add(system.init_constraint(system.state(0)))
+        self.base_depth = -1  # transitions added so far: states 0..base_depth+1 exist
+
+    def base_case(self, k: int) -> Search:
+        """Is there a reachable world at depth *k* where the invariant or a lemma fails?"""
+        system = self.system
+        while self.base_depth < k - 1:
+            self.base_depth += 1
+            self.base.add(system.trans(self.base_depth))
+        s = system.state(k)
+        holds, lemmas = invariant_terms(self.prop, s, str(k))
+        result, reason = _check(self.base, self.deadline, z3.Not(holds))
+        if result == z3.sat:
+            return Search("violated", k, self.base.model())
+        if result == z3.unknown:
+            return Search("unknown", k, reason=reason)
+        if self.prop.inv.lemmas:
+            result, reason = _check(self.base, self.deadline, z3.Not(lemmas))
+            if result == z3.sat:
+                return Search("lemma-false", k, self.base.model())
+            if result == z3.unknown:
+                return Search("unknown", k, reason=reason)
+        return Search("bounded", k)
+
+    def step_case(self, k: int) -> Search:
+        """Do k consecutive distinct worlds satisfying invariant and lemmas force the next?"""
+        system = self.system
+        solver = _solver()
+        states = [system.state(t) for t in range(k + 1)]
+        for t in range(k):
+            solver.add(system.trans(t))
+            holds, lemmas = invariant_terms(self.prop, states[t], str(t))
+            solver.add(holds, lemmas)
+        for i in range(k + 1):
+            for j in range(i + 1, k + 1):
+                solver.add(z3.Or([states[i][key] != states[j][key] for key in system.layout]))
+        holds, lemmas = invariant_terms(self.prop, states[k], str(k))
+        result, reason = _check(solver, self.deadline, z3.Not(z3.And(holds, lemmas)))
+        if result == z3.unsat:
+            return Search("proved", k, k=k)
+        if result == z3.unknown:
+            return Search("unknown", k, reason=reason)
+        return Search("cti", k, solver.model())
+
+    def run(self, max_depth: int, *, induction: bool) -> Search:
+        """Base cases 0..max_depth, with a step case after each when *induction* is on."""
+        last_cti = 0
+        for k in range(max_depth + 1):
+            base = self.base_case(k)
+            if base.kind != "bounded":
+                return base
+            if induction and k + 1 <= max_depth + 1:
+                step = self.step_case(k + 1)
+                if step.kind == "proved":
+                    return step
+                if step.kind == "unknown":
+                    return Search("unknown", k, reason=f"induction step: {step.reason}")
+                last_cti = k + 1
+        return Search("bounded", max_depth, reason=f"not {last_cti}-inductive" if induction else "")
+
+
+def recheck_certificate(system: System, prop: Property, k: int, seconds: float) -> Search:
+    """Re-check a k-induction proof in fresh solvers: base to depth k-1, then the step at k."""
+    fresh = Engine(system, prop, Deadline(seconds))
+    for depth in range(k):
+        base = fresh.base_case(depth)
+        if base.kind != "bounded":
+            return base
+    return fresh.step_case(k)

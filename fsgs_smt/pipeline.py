@@ -1,0 +1,250 @@
+# SPDX-License-Identifier: MIT
+"""check(policy, invariant, cpu) -> Verdict: the stages, and the re-checks before any answer.
+
+Layer: pipeline. Imports everything below the CLI; prints nothing.
+
+Soundness rules enforced here:
+
+* a VIOLATED verdict carries a trace that `sim.simulate` (what ``fsgs-smt simulate``
+  runs) replays from the default initial world and that breaks the invariant there; if
+  the replay does not show the violation the verdict is UNKNOWN, naming the mismatch;
+* a PROVED verdict carries a k-induction certificate that was checked again, base and
+  step, in fresh solvers;
+* anything else (timeouts, ``unknown``, a false lemma, no induction) is BOUNDED or UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fsgs_smt.encode.property import Property
+from fsgs_smt.encode.system import System
+from fsgs_smt.engines.houdini import Lemmas, houdini, recheck_lemmas
+from fsgs_smt.engines.kind import Deadline, Engine, Search, recheck_certificate
+from fsgs_smt.engines.verdict import Status, Verdict
+from fsgs_smt.policy import ast
+from fsgs_smt.policy.invariants import Invariant
+from fsgs_smt.semantics.cpu import CpuModel
+from fsgs_smt.semantics.events import Event, Trace
+from fsgs_smt.semantics.props import Evaluator, result_names, view
+from fsgs_smt.semantics.state import Bounds
+from fsgs_smt.sim import bounds_for, make_semantics, simulate
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Options:
+    """How hard to try."""
+
+    depth: int = 8
+    engine: str = "auto"  # auto | bmc | kind
+    timeout: float = 60.0
+    ncpus: int = 2
+    ldt_slots: int = 2
+    settings: Mapping[str, bool | int] | None = None
+
+
+def check(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options) -> Verdict:
+    """Decide *inv* for *policy* on *model*; every answer is re-checked before it is returned."""
+    start = time.monotonic()
+    if inv.kind == "noninterference":
+        return Verdict(
+            status=Status.UNKNOWN, depth=0, engine=options.engine,
+            reason="noninterference checking is not implemented yet",
+        )  # fmt: skip
+    system = system_for(policy, model, options)
+    prop = Property(system, inv)
+    deadline = Deadline(options.timeout)
+    proved: Verdict | None = None
+    if options.engine == "auto":
+        proved = _prove_by_lemmas(system, prop, deadline, options)
+    if proved is not None and proved.status is Status.PROVED:
+        verdict = proved
+    else:
+        engine = Engine(system, prop, deadline)
+        search = engine.run(options.depth, induction=options.engine == "kind")
+        verdict = _conclude(policy, inv, model, options, system, prop, search)
+        if proved is not None and verdict.status is Status.BOUNDED:
+            verdict = Verdict(
+                status=Status.BOUNDED, depth=verdict.depth, engine=verdict.engine,
+                reason=proved.reason,
+            )  # fmt: skip
+    return Verdict(
+        status=verdict.status, depth=verdict.depth, engine=verdict.engine, reason=verdict.reason,
+        trace=verdict.trace, certificate=verdict.certificate,
+        seconds=time.monotonic() - start, details=verdict.details,
+    )  # fmt: skip
+
+
+_SYSTEMS: dict[tuple[object, ...], System] = {}
+_LEMMAS: dict[tuple[object, ...], tuple[Lemmas, str]] = {}
+
+
+def _key(policy: ast.Policy, model: CpuModel, options: Options) -> tuple[object, ...]:
+    settings = tuple(sorted((options.settings or {}).items()))
+    return (policy.text_hash, policy.path, model.name, options.ncpus, options.ldt_slots, settings)
+
+
+def system_for(policy: ast.Policy, model: CpuModel, options: Options) -> System:
+    """The transition system of *policy* on *model* (built once per process)."""
+    key = _key(policy, model, options)
+    if key not in _SYSTEMS:
+        bounds = Bounds(ncpus=options.ncpus, ldt_slots=options.ldt_slots)
+        _SYSTEMS[key] = System(policy, model, bounds, options.settings)
+    return _SYSTEMS[key]
+
+
+def lemmas_for(system: System, deadline: Deadline, options: Options) -> tuple[Lemmas, str]:
+    """The inductive lemmas of *system*: found by Houdini, re-checked in fresh solvers, cached."""
+    key = _key(system.policy, system.model, options)
+    if key not in _LEMMAS:
+        lemmas, why = houdini(system, deadline.left_ms)
+        if not why and not recheck_lemmas(system, lemmas, max(1.0, deadline.left_ms() / 1000)):
+            lemmas, why = Lemmas((), (), lemmas.rounds), "the lemmas did not re-check"
+        if why:
+            return lemmas, why  # a timeout is not cached: a later call may have more time
+        _LEMMAS[key] = (lemmas, why)
+    return _LEMMAS[key]
+
+
+def _prove_by_lemmas(
+    system: System, prop: Property, deadline: Deadline, options: Options
+) -> Verdict:
+    """PROVED if the inductive lemmas imply the invariant (checked twice); else why not."""
+    import z3  # noqa: PLC0415 - engines own the solver; this stage only composes queries
+
+    lemmas, why = lemmas_for(system, deadline, options)
+    if why:
+        return Verdict(status=Status.UNKNOWN, depth=0, engine="houdini", reason=why)
+    s = system.state(0)
+    if prop.inv.kind == "state":
+        goals = [prop.holds(s, "0")]
+    else:
+        from fsgs_smt.encode.property import instances  # noqa: PLC0415
+
+        goals = [prop.holds_instance(s, "0", inst) for inst in instances(prop.inv)]
+    for attempt in ("search", "re-check"):
+        for goal in goals:
+            solver = z3.SolverFor("QF_BV")
+            solver.set("random_seed", 0 if attempt == "search" else 1)
+            left = deadline.left_ms()
+            if left <= 0:
+                return Verdict(status=Status.UNKNOWN, depth=0, engine="houdini", reason="timeout")
+            solver.set("timeout", left)
+            solver.add(lemmas.conj(s))
+            result = solver.check(z3.Not(goal))
+            if result == z3.sat:
+                return Verdict(
+                    status=Status.BOUNDED, depth=0, engine="houdini",
+                    reason="not implied by the inductive lemmas (a counterexample to induction "
+                    "exists; no real one within the depth)",
+                )  # fmt: skip
+            if result == z3.unknown:
+                return Verdict(
+                    status=Status.UNKNOWN, depth=0, engine="houdini",
+                    reason=f"lemma implication: {solver.reason_unknown()}",
+                )  # fmt: skip
+    certificate = (
+        f"inductive invariant of {len(lemmas.names)} lemmas ({', '.join(lemmas.names)}) "
+        f"implies {prop.inv.id}"
+    )
+    return Verdict(status=Status.PROVED, depth=1, engine="houdini", certificate=certificate)
+
+
+def _conclude(
+    policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options, system: System,
+    prop: Property, search: Search,
+) -> Verdict:  # fmt: skip
+    engine = "kind" if options.engine == "kind" else "bmc"
+    match search.kind:
+        case "violated":
+            assert search.model is not None  # noqa: S101
+            events, params = _decode(system, prop, search)
+            ok, why = replay(policy, inv, model, options, events, params, len(events) - _n(inv))
+            if not ok:
+                return Verdict(
+                    status=Status.UNKNOWN, depth=search.depth, engine=engine,
+                    reason=f"counterexample did not replay on the simulator ({why}): "
+                    "a bug in fsgs-smt, please report it",
+                )  # fmt: skip
+            return Verdict(
+                status=Status.VIOLATED, depth=search.depth, engine=engine, trace=tuple(events),
+                details={"params": params},
+            )  # fmt: skip
+        case "lemma-false":
+            return Verdict(
+                status=Status.UNKNOWN, depth=search.depth, engine=engine,
+                reason=f"a lemma of {inv.id} fails at depth {search.depth}",
+            )  # fmt: skip
+        case "proved":
+            again = recheck_certificate(system, prop, search.k, options.timeout)
+            if again.kind != "proved":
+                return Verdict(
+                    status=Status.UNKNOWN, depth=search.k, engine=engine,
+                    reason=f"the {search.k}-induction certificate did not re-check ({again.kind})",
+                )  # fmt: skip
+            lemmas = " && ".join(f"lemma{i}" for i in range(len(inv.lemmas)))
+            cert = f"{search.k}-inductive: {inv.id}" + (f" && {lemmas}" if lemmas else "")
+            return Verdict(status=Status.PROVED, depth=search.k, engine=engine, certificate=cert)
+        case "bounded":
+            return Verdict(
+                status=Status.BOUNDED, depth=search.depth, engine=engine, reason=search.reason
+            )
+    return Verdict(status=Status.UNKNOWN, depth=search.depth, engine=engine, reason=search.reason)
+
+
+def _n(inv: Invariant) -> int:
+    return len(inv.events) if inv.kind == "transition" else 0
+
+
+def _decode(system: System, prop: Property, search: Search) -> tuple[list[Event], dict[str, int]]:
+    assert search.model is not None  # noqa: S101
+    events = system.decode(search.model, search.depth)
+    params: dict[str, int] = {}
+    if prop.inv.kind == "transition":
+        found = prop.concrete_events(search.model, str(search.depth))
+        assert found is not None  # noqa: S101 - the model violates some instance
+        tail, _ = found
+        own, _ = prop.param_vars(str(search.depth))
+        params = {n: search.model.eval(v, model_completion=True).as_long() for n, v in own.items()}
+        events.extend(tail)
+    return events, params
+
+
+def evaluate(
+    policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options, events: list[Event],
+    params: Mapping[str, int], prefix: int,
+) -> tuple[bool, dict[str, Any]]:  # fmt: skip
+    """Run *events* on the simulator; does the invariant hold at the end? (and the names read)"""
+    trace = Trace(events=tuple(events))
+    run = simulate(policy, trace, model, settings=options.settings, ncpus=options.ncpus)
+    sem = make_semantics(policy, model, bounds_for(trace, options.ncpus), options.settings)
+    ev_ = Evaluator(sem)
+    if inv.kind == "state":
+        assert inv.always is not None  # noqa: S101
+        world = run.worlds[-1] if run.worlds else run.initial
+        names: dict[str, Any] = view(sem, world)
+        return bool(ev_.eval(inv.always, names)), names
+    before = run.worlds[prefix - 1] if prefix > 0 else run.initial
+    names = {f"before.{k}": v for k, v in view(sem, before).items()}
+    names.update({f"after.{k}": v for k, v in view(sem, run.worlds[-1]).items()})
+    for i, raw in enumerate(run.raw[prefix:]):
+        names.update({f"r{i}.{k}": v for k, v in result_names(raw).items()})
+    names.update({f"p.{k}": v for k, v in params.items()})
+    assume = bool(ev_.eval(inv.assume, names)) if inv.assume is not None else True
+    assert inv.expect is not None  # noqa: S101
+    holds = not (names["before.running"] and assume) or bool(ev_.eval(inv.expect, names))
+    return holds, names
+
+
+def replay(
+    policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options, events: list[Event],
+    params: Mapping[str, int], prefix: int,
+) -> tuple[bool, str]:  # fmt: skip
+    """Does the simulator confirm that *events* break *inv*? (and why not, if not)"""
+    holds, _ = evaluate(policy, inv, model, options, events, params, prefix)
+    if holds:
+        return False, f"{inv.id} holds after the {len(events)} events on the simulator"
+    return True, ""

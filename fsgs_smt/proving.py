@@ -1,0 +1,126 @@
+# SPDX-License-Identifier: MIT
+"""Which invariants to check, on which CPU models, in how many processes.
+
+Layer: pipeline. Imports `pipeline`, `policy.*`, `sim`; prints nothing (progress goes to
+a callback the CLI supplies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from fsgs_smt.engines.verdict import Status, Verdict
+from fsgs_smt.errors import InputError
+from fsgs_smt.pipeline import Options, check
+from fsgs_smt.policy import ast
+from fsgs_smt.policy.catalog import SPECS_DIR
+from fsgs_smt.policy.invariants import Invariant, load_invariants
+from fsgs_smt.semantics.cpu import CPU_MODELS
+from fsgs_smt.semantics.events import Trace
+from fsgs_smt.sim import SimRun, simulate
+from fsgs_smt.source import Span
+
+INVARIANTS_DIR = SPECS_DIR / "invariants"
+
+
+def shipped_invariants() -> list[Invariant]:
+    """Every invariant under specs/invariants, in file order."""
+    out: list[Invariant] = []
+    for path in sorted(INVARIANTS_DIR.glob("*.yaml")):
+        out.extend(load_invariants(path))
+    return out
+
+
+def select_invariants(path: Path | None, ids: list[str]) -> list[Invariant]:
+    """The invariants of *path* (default: the shipped ones), restricted to *ids* if given.
+
+    Raises:
+        InputError: an unknown id.
+    """
+    invs = load_invariants(path) if path is not None else shipped_invariants()
+    if not ids:
+        return invs
+    by_id = {i.id: i for i in invs}
+    out = []
+    for inv_id in ids:
+        if inv_id not in by_id:
+            raise InputError(
+                Span("<command line>", 1, 1),
+                f"unknown invariant {inv_id!r}: expected one of {', '.join(by_id)}",
+            )
+        out.append(by_id[inv_id])
+    return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProveRequest:
+    """What ``fsgs-smt prove`` was asked."""
+
+    policy: ast.Policy
+    invariants: list[Invariant]
+    cpus: list[str]
+    depth: int = 6
+    engine: str = "auto"
+    timeout: float = 600.0
+    settings: Mapping[str, bool | int] | None = None
+    jobs: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One cell of the matrix: an invariant on a CPU model."""
+
+    invariant: Invariant
+    cpu: str
+    verdict: Verdict
+
+
+def _one_cpu(request: ProveRequest, cpu: str) -> list[Result]:
+    options = Options(
+        depth=request.depth, engine=request.engine, timeout=request.timeout,
+        settings=request.settings,
+    )  # fmt: skip
+    return [
+        Result(inv, cpu, check(request.policy, inv, CPU_MODELS[cpu], options))
+        for inv in request.invariants
+    ]
+
+
+def run_prove(request: ProveRequest, progress: Callable[[str], None] | None = None) -> list[Result]:
+    """Check every invariant on every CPU model (CPU models in parallel with ``jobs > 1``)."""
+    if request.jobs > 1 and len(request.cpus) > 1:
+        with ProcessPoolExecutor(max_workers=min(request.jobs, len(request.cpus))) as pool:
+            futures = [pool.submit(_one_cpu, request, cpu) for cpu in request.cpus]
+            grouped = [f.result() for f in futures]
+    else:
+        grouped = []
+        for cpu in request.cpus:
+            row: list[Result] = []
+            options = Options(
+                depth=request.depth, engine=request.engine, timeout=request.timeout,
+                settings=request.settings,
+            )  # fmt: skip
+            for inv in request.invariants:
+                if progress is not None:
+                    progress(f"[{cpu}] {inv.id} ...")
+                row.append(Result(inv, cpu, check(request.policy, inv, CPU_MODELS[cpu], options)))
+            grouped.append(row)
+    order = {inv.id: n for n, inv in enumerate(request.invariants)}
+    flat = [r for row in grouped for r in row]
+    return sorted(flat, key=lambda r: (order[r.invariant.id], request.cpus.index(r.cpu)))
+
+
+def counterexample(
+    policy: ast.Policy, inv: Invariant, cpu: str, depth: int, timeout: float,
+    settings: Mapping[str, bool | int] | None,
+) -> tuple[Verdict, SimRun | None]:  # fmt: skip
+    """The shortest violating trace (BMC), replayed on the simulator; None if there is none."""
+    options = Options(depth=depth, engine="bmc", timeout=timeout, settings=settings)
+    verdict = check(policy, inv, CPU_MODELS[cpu], options)
+    if verdict.status is not Status.VIOLATED:
+        return verdict, None
+    run = simulate(policy, Trace(events=verdict.trace, cpu=cpu), CPU_MODELS[cpu], settings=settings)
+    return verdict, run

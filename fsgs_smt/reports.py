@@ -1,0 +1,209 @@
+# SPDX-License-Identifier: MIT
+"""Renderings of verdicts (text, JSON, JUnit) and counterexamples (table, fsgs-trace/1, ITF).
+
+Layer: traces/rendering. Imports `proving`, `pipeline`, `traces.*`, rich's data classes;
+returns strings or rich renderables, never prints.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from fsgs_smt.engines.verdict import Status, Verdict
+from fsgs_smt.pipeline import Options, evaluate
+from fsgs_smt.policy import ast
+from fsgs_smt.policy.invariants import Invariant
+from fsgs_smt.proving import Result
+from fsgs_smt.semantics.cpu import CPU_MODELS
+from fsgs_smt.sim import SimRun, result_entries
+from fsgs_smt.traces.fsgs_json import event_to_json, trace_to_json
+from fsgs_smt.traces.render import STATE_COLUMNS, task_view, trace_table
+
+_STYLE = {
+    Status.PROVED: "green", Status.BOUNDED: "yellow", Status.VIOLATED: "bold red",
+    Status.VACUOUS: "magenta", Status.UNKNOWN: "yellow",
+}  # fmt: skip
+
+
+def exit_status(results: list[Result], *, accept_bounded: bool) -> int:
+    """0 all proved (or bounded, if accepted); 1 a violation; 4 vacuous; 3 unknown or bounded."""
+    statuses = {r.verdict.status for r in results}
+    if Status.VIOLATED in statuses:
+        return 1
+    if Status.VACUOUS in statuses:
+        return 4
+    if Status.UNKNOWN in statuses:
+        return 3
+    if Status.BOUNDED in statuses and not accept_bounded:
+        return 3
+    return 0
+
+
+def render_text(policy: ast.Policy, results: list[Result]) -> str:
+    """The invariant x CPU model table."""
+    cpus = list(dict.fromkeys(r.cpu for r in results))
+    table = Table(title=f"{policy.name}: {len({r.invariant.id for r in results})} invariants")
+    table.add_column("invariant")
+    for cpu in cpus:
+        table.add_column(cpu)
+    rows: dict[str, dict[str, Result]] = {}
+    for r in results:
+        rows.setdefault(r.invariant.id, {})[r.cpu] = r
+    notes: list[str] = []
+    for inv_id, cells in rows.items():
+        texts = []
+        for cpu in cpus:
+            v = cells[cpu].verdict
+            texts.append(Text(f"{v.label} {v.seconds:.1f}s", style=_STYLE[v.status]))
+            if v.status in (Status.UNKNOWN, Status.BOUNDED) and v.reason:
+                notes.append(f"{inv_id} on {cpu}: {v.reason}")
+        table.add_row(inv_id, *texts)
+    buf = io.StringIO()
+    console = Console(file=buf, width=160, force_terminal=False, color_system=None)
+    console.print(table)
+    for note in notes:
+        console.print(note)
+    return buf.getvalue()
+
+
+def _verdict_json(r: Result, policy: ast.Policy) -> dict[str, Any]:
+    v = r.verdict
+    doc: dict[str, Any] = {
+        "invariant": r.invariant.id, "cpu": r.cpu, "verdict": v.status.value, "depth": v.depth,
+        "engine": v.engine, "seconds": round(v.seconds, 3), "policy": policy.name,
+        "policy_hash": policy.text_hash, "invariant_hash": r.invariant.text_hash,
+    }  # fmt: skip
+    if v.reason:
+        doc["reason"] = v.reason
+    if v.certificate:
+        doc["certificate"] = v.certificate
+    if v.trace:
+        doc["trace"] = [event_to_json(e) for e in v.trace]
+    return doc
+
+
+def render_json(policy: ast.Policy, results: list[Result]) -> str:
+    """The matrix as JSON."""
+    return json.dumps([_verdict_json(r, policy) for r in results], indent=2) + "\n"
+
+
+def render_junit(policy: ast.Policy, results: list[Result]) -> str:
+    """The matrix as a JUnit XML report (one testcase per invariant and CPU model)."""
+    failures = sum(r.verdict.status is Status.VIOLATED for r in results)
+    errors = sum(r.verdict.status in (Status.UNKNOWN, Status.VACUOUS) for r in results)
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<testsuite name={quoteattr("fsgs-smt " + policy.name)} tests="{len(results)}" '
+        f'failures="{failures}" errors="{errors}">',
+    ]
+    for r in results:
+        v = r.verdict
+        name = quoteattr(f"{r.invariant.id}[{r.cpu}]")
+        lines.append(f'  <testcase classname={quoteattr(policy.name)} name={name} '
+                     f'time="{v.seconds:.3f}">')  # fmt: skip
+        if v.status is Status.VIOLATED:
+            trace = json.dumps([event_to_json(e) for e in v.trace])
+            lines.append(f'    <failure message="VIOLATED">{escape(trace)}</failure>')
+        elif v.status in (Status.UNKNOWN, Status.VACUOUS):
+            lines.append(f"    <error message={quoteattr(v.label)}>{escape(v.reason)}</error>")
+        elif v.status is Status.BOUNDED:
+            lines.append(f"    <skipped message={quoteattr(v.label)}>{escape(v.reason)}</skipped>")
+        lines.append("  </testcase>")
+    lines.append("</testsuite>")
+    return "\n".join(lines) + "\n"
+
+
+def _names_in(e: ast.Expr) -> list[str]:
+    out: list[str] = []
+    match e:
+        case ast.Name():
+            out.append(e.dotted)
+        case ast.Unary(operand=x):
+            out += _names_in(x)
+        case ast.Binary(left=a, right=b):
+            out += _names_in(a) + _names_in(b)
+        case ast.Cond(cond=c, then=a, other=b):
+            out += _names_in(c) + _names_in(a) + _names_in(b)
+        case ast.InSet(operand=x, items=items):
+            out += _names_in(x)
+            for item in items:
+                out += _names_in(item)
+        case ast.Call(args=args):
+            for a in args:
+                out += _names_in(a)
+    return list(dict.fromkeys(out))
+
+
+def _fmt(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else hex(int(value))
+
+
+def broken(policy: ast.Policy, inv: Invariant, cpu: str, verdict: Verdict) -> list[tuple[str, str]]:
+    """The values of the names the broken expectation reads, on the simulator."""
+    params = verdict.details.get("params", {})
+    assert isinstance(params, dict)  # noqa: S101
+    prefix = len(verdict.trace) - (len(inv.events) if inv.kind == "transition" else 0)
+    _, names = evaluate(
+        policy, inv, CPU_MODELS[cpu], Options(), list(verdict.trace), params, prefix
+    )
+    exprs = [inv.always] if inv.kind == "state" else [inv.assume, inv.expect]
+    wanted = [n for e in exprs if e is not None for n in _names_in(e)]
+    return [(n, _fmt(names[n])) for n in wanted if n in names]
+
+
+def render_counterexample(
+    policy: ast.Policy, inv: Invariant, cpu: str, verdict: Verdict, run: SimRun, fmt: str
+) -> list[Any]:
+    """The counterexample as rich renderables (table) or one string (json, itf)."""
+    if fmt == "json":
+        doc = trace_to_json(run.trace, list(run.results))
+        doc["cpu"] = cpu
+        return [json.dumps({k: doc[k] for k in ("format", "cpu", "events", "results")}, indent=2)
+                + "\n"]  # fmt: skip
+    if fmt == "itf":
+        return [_itf(policy, inv, cpu, run)]
+    title = f"{inv.id} VIOLATED by {policy.name} on {cpu}: {len(run.trace.events)} events"
+    values = ", ".join(f"{n} = {v}" for n, v in broken(policy, inv, cpu, verdict))
+    expect = "always" if inv.kind == "state" else "expect"
+    return [
+        trace_table(run, title=title),
+        Text(f"broken: {inv.statement}", style="bold red"),
+        Text(f"  {expect} is false with {values}"),
+    ]
+
+
+def _bigint(value: int) -> dict[str, str]:
+    return {"#bigint": str(value)}
+
+
+def _itf(policy: ast.Policy, inv: Invariant, cpu: str, run: SimRun) -> str:
+    """Apalache's ITF: one state per event, the task's FS/GS view; 64-bit values as #bigint."""
+    states = []
+    worlds = [run.initial, *run.worlds]
+    actions: list[Any] = [None, *run.trace.events]
+    results: list[Any] = [None, *[e["result"] for e in result_entries(run)]]
+    for i, (world, event, result) in enumerate(zip(worlds, actions, results, strict=True)):
+        view, stopped = task_view(world)
+        state: dict[str, Any] = {"#meta": {"index": i}}
+        state["event"] = event_to_json(event) if event is not None else {"op": "init"}
+        state["result"] = result if result is not None else "none"
+        for col in STATE_COLUMNS:
+            state[col] = _bigint(view[col])
+        state["stopped"] = stopped
+        states.append(state)
+    doc = {
+        "#meta": {
+            "format": "ITF", "format-description": "https://apalache-mc.org/docs/adr/015adr-trace.html",
+            "source": f"fsgs-smt {policy.name} {cpu}", "description": f"{inv.id}: {inv.statement}",
+        },
+        "vars": ["event", "result", *STATE_COLUMNS, "stopped"],
+        "states": states,
+    }  # fmt: skip
+    return json.dumps(doc, indent=2) + "\n"

@@ -1,0 +1,149 @@
+"""Proofs and counterexamples: verdicts that must hold, traces that must replay.
+
+These run the real engines (z3); the lemma search is shared by the tests of one policy
+and CPU model, so the module costs one search per pair it touches.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fsgs_smt.cli import app
+from fsgs_smt.engines.verdict import Status
+from fsgs_smt.pipeline import Options, check
+from fsgs_smt.policy.catalog import load_checked
+from fsgs_smt.proving import select_invariants
+from fsgs_smt.semantics.cpu import CPU_MODELS
+from fsgs_smt.semantics.events import Trace
+from fsgs_smt.sim import simulate
+from fsgs_smt.traces.fsgs_json import parse_trace
+
+RUNNER = CliRunner()
+INVS = {i.id: i for i in select_invariants(None, [])}
+
+
+def _check(policy: str, inv: str, cpu: str, **kw: object) -> object:
+    options = Options(**{"depth": 4, "timeout": 600.0, **kw})  # type: ignore[arg-type]
+    return check(load_checked(policy), INVS[inv], CPU_MODELS[cpu], options)
+
+
+def test_q1a_is_violated_by_linux_4_13_on_intel_with_a_replayable_trace() -> None:
+    """Q1a fails under P2 on Intel (stale cached base restored); the trace replays."""
+    verdict = _check("linux-4.13", "Q1a", "intel", engine="bmc")
+
+    assert Status.VIOLATED == verdict.status
+    assert 3 == len(verdict.trace)
+    run = simulate(load_checked("linux-4.13"), Trace(events=verdict.trace), CPU_MODELS["intel"])
+    assert "not-run" not in run.results
+
+
+def test_ptrace_roundtrip_is_violated_by_linux_5_9() -> None:
+    """A base set by WRFSBASE/WRGSBASE at or above TASK_SIZE_MAX makes SETREGS fail (-EIO)."""
+    verdict = _check("linux-5.9", "ptrace-roundtrip-accepted", "amd-zen3", engine="bmc")
+
+    assert Status.VIOLATED == verdict.status
+    run = simulate(load_checked("linux-5.9"), Trace(events=verdict.trace), CPU_MODELS["amd-zen3"])
+    assert "-EIO" == run.results[-1]
+
+
+def test_bmc_alone_never_proves() -> None:
+    """Without induction a clean search is BOUNDED(k), never PROVED."""
+    verdict = _check("linux-5.9", "kernel-never-loads-noncanonical", "intel", engine="bmc", depth=2)
+
+    assert (Status.BOUNDED, 2) == (verdict.status, verdict.depth)
+
+
+def test_q1a_is_proved_for_linux_5_9_on_intel() -> None:
+    """The merged FSGSBASE semantics restore selectors and bases exactly: an unbounded proof."""
+    verdict = _check("linux-5.9", "Q1a", "intel")
+
+    assert Status.PROVED == verdict.status, verdict.reason
+    assert "inductive invariant" in verdict.certificate
+
+
+def test_kernel_never_loads_noncanonical_is_proved_for_linux_5_9() -> None:
+    """No path of the 5.9 policy writes a non-canonical base."""
+    verdict = _check("linux-5.9", "kernel-never-loads-noncanonical", "intel")
+
+    assert Status.PROVED == verdict.status, verdict.reason
+
+
+def test_counterexample_cli_outputs_a_trace_that_simulate_replays(tmp_path: Path) -> None:
+    """`counterexample --format json` prints a trace that `simulate` runs to the same results."""
+    result = RUNNER.invoke(
+        app, ["counterexample", "linux-5.9", "ptrace-roundtrip-accepted", "--cpu", "intel",
+              "--depth", "3", "--format", "json"],
+    )  # fmt: skip
+    assert 1 == result.exit_code, result.output
+    doc = json.loads(result.stdout)
+    trace_file = tmp_path / "cex.json"
+    trace_file.write_text(result.stdout)
+    replay = RUNNER.invoke(app, ["simulate", "linux-5.9", str(trace_file), "--format", "json"])
+    assert 0 == replay.exit_code, replay.output
+    assert doc["results"] == json.loads(replay.stdout)["results"]
+    assert parse_trace(result.stdout, "cex.json").trace.events
+
+
+def test_counterexample_itf_uses_bigints() -> None:
+    """ITF output writes every 64-bit value as {"#bigint": "..."}."""
+    result = RUNNER.invoke(
+        app, ["counterexample", "linux-5.9", "ptrace-roundtrip-accepted", "--cpu", "intel",
+              "--depth", "3", "--format", "itf"],
+    )  # fmt: skip
+    doc = json.loads(result.stdout)
+
+    assert 1 == result.exit_code
+    assert {"#bigint"} == set(doc["states"][-1]["gs_base"])
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["prove", "linux-5.9", "--invariant", "nope"], "unknown invariant 'nope'"),
+        (["prove", "linux-5.9", "--depth", "0"], "--depth 0: expected a positive number"),
+        (["prove", "linux-5.9", "--timeout", "-1"], "--timeout -1.0: expected a positive number"),
+        (["prove", "linux-5.9", "--engine", "magic"], "Invalid value for '--engine'"),
+        (["prove", "linux-5.9", "--cpu", "arm"], "unknown CPU model"),
+        (["counterexample", "linux-5.9", "Q9"], "unknown invariant 'Q9'"),
+    ],
+)
+def test_prove_bad_input_is_one_line_and_exit_2(args: list[str], needle: str) -> None:
+    """Bad options to prove/counterexample: one located line on stderr, exit code 2."""
+    result = RUNNER.invoke(app, args)
+
+    assert 2 == result.exit_code
+    lines = result.stderr.strip().splitlines()
+    assert 1 == len(lines), result.stderr
+    assert needle in lines[0]
+    assert lines[0].startswith("<command line>:1:1: error: ")
+
+
+def test_bounded_is_not_a_pass_unless_accepted() -> None:
+    """prove exits 3 on BOUNDED results, and 0 with --accept-bounded."""
+    base = ["prove", "linux-5.9", "-i", "kernel-never-loads-noncanonical", "--cpu", "intel",
+            "--engine", "bmc", "--depth", "1"]  # fmt: skip
+    strict = RUNNER.invoke(app, base)
+    lenient = RUNNER.invoke(app, [*base, "--accept-bounded"])
+
+    assert (3, 0) == (strict.exit_code, lenient.exit_code), strict.output
+    assert "BOUNDED(1)" in strict.stdout
+
+
+def test_prove_reports_a_violation_with_exit_1_and_junit() -> None:
+    """A VIOLATED cell makes prove exit 1; the JUnit report records the failure."""
+    result = RUNNER.invoke(
+        app, ["prove", "linux-5.9", "-i", "ptrace-roundtrip-accepted", "--cpu", "amd-zen3",
+              "--engine", "bmc", "--depth", "2", "--format", "junit"],
+    )  # fmt: skip
+
+    assert 1 == result.exit_code
+    assert '<failure message="VIOLATED">' in result.stdout
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
