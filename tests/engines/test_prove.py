@@ -73,6 +73,23 @@ def test_kernel_never_loads_noncanonical_is_proved_for_linux_5_9() -> None:
     assert Status.PROVED == verdict.status, verdict.reason
 
 
+def test_no_cross_task_leak_is_violated_by_linux_4_6_on_amd_legacy() -> None:
+    """P0 on a CPU whose null load keeps the base leaks the other task's base (§6.2 item 2)."""
+    verdict = _check("linux-4.6", "no-cross-task-leak", "amd-legacy")
+
+    assert Status.VIOLATED == verdict.status
+    observed = verdict.details["observed"]
+    assert isinstance(observed, list)
+    assert observed[0] != observed[1]
+
+
+def test_no_cross_task_leak_is_not_violated_by_linux_5_9_within_its_bound() -> None:
+    """PC restores the saved state whatever the other task did: no difference within the bound."""
+    verdict = _check("linux-5.9", "no-cross-task-leak", "amd-legacy")
+
+    assert Status.BOUNDED == verdict.status
+
+
 def test_counterexample_cli_outputs_a_trace_that_simulate_replays(tmp_path: Path) -> None:
     """`counterexample --format json` prints a trace that `simulate` runs to the same results."""
     result = RUNNER.invoke(
