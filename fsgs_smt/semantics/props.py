@@ -20,7 +20,6 @@ The *view* of a world is a flat set of named values about the task under study:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.vocab import INVARIANT_BUILTINS, VIEW_FIELDS
@@ -115,38 +114,10 @@ class Evaluator:
                 return result
             case ast.Call(func=func, args=args):
                 values = [self.eval(a, names) for a in args]
-                return _pure(self, func, values, args)
+                # the policy interpreter's builtins: one implementation for both languages
+                # (invariants have no CPU context, so `loadable` is not among theirs)
+                return m.pure_builtin(None, func, values, args, None)  # type: ignore[arg-type]
         raise AssertionError(e)  # pragma: no cover
-
-
-def _pure(ev: Evaluator, func: str, v: list[Any], args: tuple[ast.Expr, ...]) -> V:
-    d = ev.d
-    match func:
-        case "desc_base":
-            return x86.desc_base(d, v[0])
-        case "desc_present":
-            return x86.desc_present(d, v[0])
-        case "desc_dpl":
-            return x86.desc_dpl(d, v[0])
-        case "desc_type":
-            return x86.desc_type(d, v[0])
-        case "desc_s":
-            return x86.desc_s(d, v[0])
-        case "desc_limit":
-            return x86.desc_limit(d, v[0])
-        case "null_sel":
-            return x86.null_sel(d, d.extract(v[0], 15, 0))
-        case "canonical":
-            return x86.canonical(d, v[0], ev.sem.m.model.va_bits)
-        case "bits":
-            hi, lo = args[1], args[2]
-            assert isinstance(hi, ast.Num) and isinstance(lo, ast.Num)  # noqa: S101
-            return d.zext(d.extract(v[0], hi.value, lo.value), hi.value - lo.value + 1, 64)
-        case "min":
-            return d.ite(d.ult(v[0], v[1]), v[0], v[1])
-        case "max":
-            return d.ite(d.ult(v[0], v[1]), v[1], v[0])
-    raise AssertionError(func)  # pragma: no cover
 
 
 __all__ = ["INVARIANT_BUILTINS", "VIEW_FIELDS", "Evaluator", "result_names", "view"]
