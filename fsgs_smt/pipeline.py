@@ -201,6 +201,9 @@ def _conclude(
             assert search.model is not None  # noqa: S101
             events, params = _decode(system, prop, search)
             ok, why = replay(policy, inv, model, options, events, params, len(events) - _n(inv))
+            if ok:
+                events = _shrink(policy, inv, model, options, events, params)
+                ok, why = replay(policy, inv, model, options, events, params, len(events) - _n(inv))
             if not ok:
                 return Verdict(
                     status=Status.UNKNOWN, depth=search.depth, engine=engine,
@@ -231,6 +234,22 @@ def _conclude(
                 status=Status.BOUNDED, depth=search.depth, engine=engine, reason=search.reason
             )
     return Verdict(status=Status.UNKNOWN, depth=search.depth, engine=engine, reason=search.reason)
+
+
+def _shrink(
+    policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options, events: list[Event],
+    params: Mapping[str, int],
+) -> list[Event]:  # fmt: skip
+    """The counterexample after the minimisation passes (each step re-checked on the simulator)."""
+    from fsgs_smt.minimize import shrink  # noqa: PLC0415
+
+    tail = _n(inv)
+
+    def still_broken(candidate: list[Event]) -> bool:
+        holds, _ = evaluate(policy, inv, model, options, candidate, params, len(candidate) - tail)
+        return not holds
+
+    return shrink(events, len(events) - tail, still_broken)
 
 
 def _n(inv: Invariant) -> int:

@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: MIT
+"""Shrink a counterexample so a kernel engineer reads it in ten seconds.
+
+Layer: pipeline. Imports `pipeline.evaluate` (the simulator's re-check) and events.
+
+Deterministic passes, each candidate kept only if the simulator still shows the
+invariant broken: (1) drop prefix events one at a time; (2) replace each number of a
+prefix event by a simpler one (0, 1, 3, 7, 0x1000, the number's low bits, other numbers
+of the trace). The invariant's own events are kept (their parameters come from the
+model). The result is never longer than the input and is re-checked at every step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fsgs_smt.semantics import events as ev
+
+Check = Callable[[list[ev.Event]], bool]  # True while the violation stays
+
+
+def _numbers(event: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], int]]:
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, bool) or f.name == "cpu":
+            continue
+        if isinstance(value, int):
+            yield (*path, f.name), value
+        elif isinstance(value, ev.UserDesc):
+            yield from _numbers(value, (*path, f.name))
+        elif f.name == "other" and isinstance(value, tuple):
+            for i, inner in enumerate(value):
+                yield from _numbers(inner, (*path, "other", str(i)))
+
+
+def _replace(event: Any, path: tuple[str, ...], new: int) -> Any:
+    head = path[0]
+    if len(path) == 1:
+        return dataclasses.replace(event, **{head: new})
+    if head == "other":
+        i = int(path[1])
+        inner = list(event.other)
+        inner[i] = _replace(inner[i], path[2:], new)
+        return dataclasses.replace(event, other=tuple(inner))
+    return dataclasses.replace(event, **{head: _replace(getattr(event, head), path[1:], new)})
+
+
+def _simpler(value: int, pool: list[int]) -> list[int]:
+    out = [0, 1, 3, 7, 0x1000]
+    for bits in (8, 16, 32):
+        out.append(value & ((1 << bits) - 1))
+    out += pool
+    return [c for c in dict.fromkeys(out) if c < value]
+
+
+def shrink(events: list[ev.Event], prefix: int, still_broken: Check) -> list[ev.Event]:
+    """The smallest trace the passes reach; *events[prefix:]* (the invariant's) are kept."""
+    current = list(events)
+    changed = True
+    while changed:
+        changed = False
+        i = 0
+        while i < prefix:
+            candidate = current[:i] + current[i + 1 :]
+            if still_broken(candidate):
+                current, prefix, changed = candidate, prefix - 1, True
+            else:
+                i += 1
+    pool = sorted({v for e in current[:prefix] for _, v in _numbers(e)})
+    for i in range(prefix):
+        for path, value in list(_numbers(current[i])):
+            for simpler in _simpler(value, pool):
+                candidate = list(current)
+                try:
+                    candidate[i] = _replace(current[i], path, simpler)
+                except (TypeError, ValueError):
+                    continue
+                if still_broken(candidate):
+                    current = candidate
+                    break
+    return current
