@@ -62,7 +62,7 @@ def check(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options)
     proved: Verdict | None = None
     if options.engine == "auto":
         proved = _prove_by_lemmas(system, prop, deadline, options)
-    if proved is not None and proved.status is Status.PROVED:
+    if proved is not None and proved.status in (Status.PROVED, Status.VACUOUS):
         verdict = proved
     else:
         engine = Engine(system, prop, deadline)
@@ -128,6 +128,10 @@ def _prove_by_lemmas(
         from fsgs_smt.encode.property import instances  # noqa: PLC0415
 
         goals = [prop.holds_instance(s, "0", inst) for inst in instances(prop.inv)]
+    if prop.inv.kind == "transition":
+        vacuous = _vacuous(system, prop, lemmas, deadline)
+        if vacuous is not None:
+            return vacuous
     for attempt in ("search", "re-check"):
         for goal in goals:
             solver = z3.SolverFor("QF_BV")
@@ -188,6 +192,32 @@ def _noninterference(
     return Verdict(
         status=Status.VIOLATED, depth=found.depth, engine="ni-bmc", trace=found.first,
         details={"other_trace": found.second, "observed": views},
+    )  # fmt: skip
+
+
+def _vacuous(system: System, prop: Property, lemmas: Lemmas, deadline: Deadline) -> Verdict | None:
+    """VACUOUS if no world satisfying the inductive lemmas meets the invariant's premises."""
+    import z3  # noqa: PLC0415
+
+    from fsgs_smt.encode.property import instances  # noqa: PLC0415
+
+    s = system.state(0)
+    for inst in instances(prop.inv):
+        own, other = prop.param_vars("0")
+        names = prop.run(system.sem, s, own, other, inst)
+        premise = names["before.running"]
+        if prop.inv.assume is not None:
+            premise = z3.And(premise, prop.ev.eval(prop.inv.assume, names))
+        solver = z3.SolverFor("QF_BV")
+        solver.set("timeout", max(1, deadline.left_ms()))
+        solver.add(lemmas.conj(s), premise)
+        result = solver.check()
+        if result != z3.unsat:
+            return None
+    return Verdict(
+        status=Status.VACUOUS, depth=0, engine="houdini",
+        reason=f"the premises of {prop.inv.id} (the task running, and its assume) hold in no "
+        "reachable world",
     )  # fmt: skip
 
 

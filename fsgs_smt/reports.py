@@ -62,7 +62,7 @@ def render_text(policy: ast.Policy, results: list[Result]) -> str:
         for cpu in cpus:
             v = cells[cpu].verdict
             texts.append(Text(f"{v.label} {v.seconds:.1f}s", style=_STYLE[v.status]))
-            if v.status in (Status.UNKNOWN, Status.BOUNDED) and v.reason:
+            if v.status in (Status.UNKNOWN, Status.BOUNDED, Status.VACUOUS) and v.reason:
                 notes.append(f"{inv_id} on {cpu}: {v.reason}")
         table.add_row(inv_id, *texts)
     buf = io.StringIO()

@@ -66,6 +66,22 @@ def test_q1a_is_proved_for_linux_5_9_on_intel() -> None:
     assert "inductive invariant" in verdict.certificate
 
 
+def test_contradictory_premises_are_vacuous_not_proved(tmp_path: Path) -> None:
+    """An invariant whose assume no reachable world meets is VACUOUS (exit 4), never PROVED."""
+    spec = tmp_path / "vacuous.yaml"
+    spec.write_text(
+        "fsgs-invariants: 1\ninvariants:\n  - id: contradictory\n    statement: s\n"
+        "    source: test\n    events:\n      - {op: yield}\n"
+        '    assume: "before.gs == 7 && before.gs == 8"\n    expect: "after.gs == 0"\n'
+    )
+    (inv,) = select_invariants(spec, [])
+    verdict = check(load_checked("linux-5.9"), inv, CPU_MODELS["intel"], Options(depth=2))
+    result = RUNNER.invoke(app, ["prove", "linux-5.9", "--invariants", str(spec), "--cpu", "intel"])
+
+    assert Status.VACUOUS == verdict.status
+    assert 4 == result.exit_code
+
+
 def test_kernel_never_loads_noncanonical_is_proved_for_linux_5_9() -> None:
     """No path of the 5.9 policy writes a non-canonical base."""
     verdict = _check("linux-5.9", "kernel-never-loads-noncanonical", "intel")
