@@ -153,9 +153,11 @@ def _prove_by_lemmas(
                     status=Status.UNKNOWN, depth=0, engine="houdini",
                     reason=f"lemma implication: {solver.reason_unknown()}",
                 )  # fmt: skip
+    bounds = system.bounds
     certificate = (
         f"inductive invariant of {len(lemmas.names)} lemmas ({', '.join(lemmas.names)}) "
-        f"implies {prop.inv.id}"
+        f"implies {prop.inv.id}, for worlds of {bounds.ncpus} CPUs and LDTs of up to "
+        f"{bounds.ldt_slots} entries"
     )
     return Verdict(status=Status.PROVED, depth=1, engine="houdini", certificate=certificate)
 

@@ -122,7 +122,11 @@ def _migrate(p: Params) -> ev.Event:
 
 
 def other_actions() -> list[tuple[str, Builder]]:
-    """What the other task may do during a yield (one action, any parameters)."""
+    """What the other task may do during a yield (one action, any parameters).
+
+    Every op of events.OTHER_TASK_OPS that can change state (observe cannot), so the
+    system over-approximates every world a trace can reach.
+    """
     out: list[tuple[str, Builder]] = []
     for seg in ev.Seg:
         out.append((f"mov_seg {seg.value}", _mov(seg)))
@@ -130,13 +134,13 @@ def other_actions() -> list[tuple[str, Builder]]:
     for code in (ev.ArchCode.SET_FS, ev.ArchCode.SET_GS):
         out.append((f"arch_prctl {code.value}", _arch_set(code)))
     out.append(("modify_ldt", _modify_ldt))
+    out.append(("set_thread_area", _set_thread_area))
     return out
 
 
 def variants() -> list[Variant]:
     """Every per-step event choice. Events that change no state (GET, observe) are left out."""
     out = [Variant(name, build) for name, build in other_actions()]
-    out.append(Variant("set_thread_area", _set_thread_area))
     out.append(Variant("yield", _yield_with(None)))
     for name, make in other_actions():
         out.append(Variant(f"yield/{name}", _yield_with(make)))
