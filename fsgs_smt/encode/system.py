@@ -138,8 +138,46 @@ def other_actions() -> list[tuple[str, Builder]]:
     return out
 
 
-def variants() -> list[Variant]:
-    """Every per-step event choice. Events that change no state (GET, observe) are left out."""
+READ_ONLY_HOOKS = ("arch_prctl_get", "ptrace_peek_sel", "ptrace_peek_base", "ptrace_peek_other")
+
+
+def _writes_state(policy: ast.Policy, stmts: tuple[ast.Stmt, ...], seen: frozenset[str]) -> bool:
+    """Whether *stmts* may write world state (a field, an array entry or an effectful builtin)."""
+    for stmt in stmts:
+        match stmt:
+            case ast.Assign(target=target):
+                if len(target.parts) > 1 or target.index is not None:
+                    return True
+            case ast.CallStmt(call=call, into=into):
+                if into is not None and (len(into.parts) > 1 or into.index is not None):
+                    return True
+                proc = policy.procedures.get(call.func)
+                if proc is not None:
+                    if call.func not in seen and _writes_state(
+                        policy, proc.body, seen | {call.func}
+                    ):
+                        return True
+                elif call.func not in policy.functions and call.func not in (
+                    "desc_base", "desc_limit", "desc_type", "desc_dpl", "desc_s",
+                    "desc_present", "null_sel", "canonical", "loadable", "bits", "min", "max",
+                ):  # fmt: skip
+                    return True
+            case ast.If(then=then, other=other):
+                if _writes_state(policy, then, seen) or _writes_state(policy, other, seen):
+                    return True
+            case ast.EachSeg(body=body):
+                if _writes_state(policy, body, seen):
+                    return True
+    return False
+
+
+def variants(policy: ast.Policy | None = None) -> list[Variant]:
+    """Every per-step event choice.
+
+    Events that change no state are left out only when that is checked: ARCH_GET, observe
+    and the ptrace peeks run hooks that must be read-only; if a policy's are not, their
+    variants are included, so the system still over-approximates every reachable world.
+    """
     out = [Variant(name, build) for name, build in other_actions()]
     out.append(Variant("yield", _yield_with(None)))
     for name, make in other_actions():
@@ -153,7 +191,20 @@ def variants() -> list[Variant]:
     out.append(Variant("signal", _const(ev.Signal())))
     out.append(Variant("fork", _const(ev.Fork())))
     out.append(Variant("exec", _const(ev.Exec())))
+    if policy is not None and any(
+        _writes_state(policy, policy.hooks[h].body, frozenset()) for h in READ_ONLY_HOOKS
+    ):
+        for code in (ev.ArchCode.GET_FS, ev.ArchCode.GET_GS):
+            out.append(Variant(f"arch_prctl {code.value}", _const(ev.ArchPrctl(code=code))))
+        out.append(Variant("observe", _const(ev.Observe())))
+        for fld in ev.PtraceField:
+            out.append(Variant(f"ptrace_peek {fld.value}", _const(ev.PtracePeek(field=fld))))
+        out.append(Variant("ptrace_setregs r15", _setregs_r15))
     return out
+
+
+def _setregs_r15(p: Params) -> ev.Event:
+    return ev.PtraceSetregs(fields=(("r15", p["val"]),))
 
 
 class System:
@@ -174,7 +225,7 @@ class System:
         self.sem = Semantics(Machine(self.d, policy, model, bounds, settings))
         self.conc = Semantics(Machine(CONCRETE, policy, model, bounds, settings))
         self.layout = self.sem.layout
-        self.variants = variants()
+        self.variants = variants(policy)
         self.op_width = max(1, (len(self.variants) - 1).bit_length())
         self._template_state = {k: self.d.var(f"{k}@s", w) for k, w in self.layout.items()}
         self._template_params = {n: self.d.var(f"{n}@p", w) for n, w in PARAMS.items()}

@@ -89,6 +89,22 @@ _EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "fork": (),
     "exec": (),
 }
+# field -> (parameter width, lowest value, highest value): what a template number must fit
+_FIELD_WIDTH: dict[str, tuple[int, int, int]] = {
+    "selector": (16, 0, 0xFFFF),
+    "value": (64, 0, 2**64 - 1),
+    "entry": (32, 0, 2**32 - 1),
+    "entry_number": (32, -1, 2**32 - 1),
+    "cpu": (8, 0, 0xFF),
+    "seg_32bit": (32, 0, 1),
+    "contents": (32, 0, 3),
+    "read_exec_only": (32, 0, 1),
+    "limit_in_pages": (32, 0, 1),
+    "seg_not_present": (32, 0, 1),
+    "useable": (32, 0, 1),
+    "base_addr": (32, 0, 2**32 - 1),
+    "limit": (32, 0, 2**32 - 1),
+}
 _ENUMS: dict[str, Any] = {
     "seg": ev.Seg, "code": ev.ArchCode, "field": ev.PtraceField, "via": ev.ObserveVia,
     "abi": ev.Abi,
@@ -101,6 +117,25 @@ class _InvWalker(_Walker):
         self.declared: dict[str, int] = {}
 
     def number(self, node: yaml.Node, what: str) -> object:
+        """A number in range for field *what*, or a declared parameter of the field's width."""
+        width, low, high = _FIELD_WIDTH.get(what, (64, 0, 2**64 - 1))
+        value = self._number(node, what)
+        if isinstance(value, ParamRef):
+            if self.declared[value.name] != width:
+                raise self.error(
+                    node,
+                    f"{what}: expected a parameter of width {width}, got p.{value.name} "
+                    f"of width {self.declared[value.name]}",
+                )
+            return value
+        assert isinstance(value, int)  # noqa: S101
+        if not low <= value <= high:
+            raise self.error(
+                node, f"{what} out of range: expected an integer in {low}..{high:#x}, got {value}"
+            )
+        return value
+
+    def _number(self, node: yaml.Node, what: str) -> object:
         if isinstance(node, yaml.ScalarNode):
             value = _scalar_value(node)
             if isinstance(value, int) and not isinstance(value, bool):
