@@ -220,6 +220,21 @@ class EngineChoice(enum.Enum):
     KIND = "kind"
 
 
+class SolverChoice(enum.Enum):
+    """The SMT solvers (auto: bitwuzla when installed, else z3)."""
+
+    AUTO = "auto"
+    Z3 = "z3"
+    BITWUZLA = "bitwuzla"
+
+
+class CheckFormat(enum.Enum):
+    """Output formats of ``check``."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
 def _models(cpu: str | None) -> list[str]:
     if cpu in (None, "all"):
         return list(CPU_MODEL_NAMES)
@@ -340,6 +355,88 @@ def counterexample_cmd(
             else:
                 print(text, end="")
         return ExitCode.VIOLATED
+
+    _run(body)
+
+
+@app.command("check")
+def check_cmd(
+    proofs: Annotated[
+        Path, typer.Option("--proofs", help="The directory of recorded proofs.")
+    ] = Path("proofs"),
+    policy: Annotated[
+        list[str] | None, typer.Option("--policy", "-p", help="Only these shipped policies.")
+    ] = None,
+    cpu: Annotated[
+        str | None, typer.Option(help="intel, amd-legacy, amd-zen3 or all (default: all).")
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="Policy x CPU model groups in parallel.")] = 1,
+    update: Annotated[
+        bool, typer.Option("--update", help="Decide everything from scratch and rewrite PROOFS.")
+    ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Search for every counterexample again (BMC).")
+    ] = False,
+    solver: Annotated[SolverChoice, typer.Option(help="auto, z3 or bitwuzla.")] = (
+        SolverChoice.AUTO
+    ),
+    depth: Annotated[int, typer.Option(help="With --update: BMC depth.")] = 4,
+    timeout: Annotated[float, typer.Option(help="With --update: seconds per cell.")] = 300.0,
+    fmt: Annotated[CheckFormat, typer.Option("--format", help="text or json.")] = (
+        CheckFormat.TEXT
+    ),
+) -> None:
+    """Re-check the recorded proofs of every shipped policy (exit 1 on any difference)."""
+
+    def body() -> int:
+        from fsgs_smt import proofs as pr  # noqa: PLC0415
+        from fsgs_smt.proving import shipped_invariants  # noqa: PLC0415
+        from fsgs_smt.reports import render_check  # noqa: PLC0415
+
+        _check_positive("--jobs", jobs)
+        _check_positive("--depth", depth)
+        _check_positive("--timeout", timeout)
+        names = pr.shipped_policy_names()
+        for name in policy or []:
+            if name not in names:
+                raise InputError(CLI_SPAN, f"unknown policy {name!r}: expected one of "
+                                           f"{', '.join(names)}")  # fmt: skip
+        selected = policy or names
+        cpus = _models(cpu)
+        invs = shipped_invariants()
+        progress = Console(stderr=True) if sys.stderr.isatty() else None
+
+        def tick(o: pr.Outcome) -> None:
+            if progress is not None:
+                mark = "ok " if o.agree or update else "DIFF"
+                progress.print(f"{mark} {o.policy} {o.invariant} [{o.cpu}] {o.now} "
+                               f"{o.seconds:.1f}s", highlight=False)  # fmt: skip
+
+        if update:
+            settings = pr.Settings(depth=depth, timeout=timeout)
+            results = pr.decide_matrix(selected, invs, cpus, settings, solver=solver.value,
+                                       jobs=jobs, progress=tick)  # fmt: skip
+            proofs.mkdir(parents=True, exist_ok=True)
+            for name in selected:
+                recs = tuple(rec for rec, o in results if o.policy == name)
+                pf = pr.ProofFile(policy=name, settings=settings, records=recs)
+                pr.path_for(proofs, name).write_text(pr.dumps(pf))
+            outcomes = [o for _, o in results]
+            print(render_check(outcomes, fmt.value, updated=True), end="")
+            return ExitCode.UNKNOWN if any(o.now == "UNKNOWN" for o in outcomes) else ExitCode.OK
+        recorded = {}
+        for name in selected:
+            path = pr.path_for(proofs, name)
+            if not path.exists():
+                raise InputError(Span(str(path), 1, 1), f"no recorded proofs for {name}: "
+                                 "expected the file (create it with fsgs-smt check --update)")
+            recorded[name] = pr.load(path)
+        settings = next(iter(recorded.values())).settings
+        results = pr.decide_matrix(selected, invs, cpus, settings, solver=solver.value,
+                                   jobs=jobs, recorded=recorded, full=full, progress=tick)
+        outcomes = [o for _, o in results] + pr.stale_records(recorded, invs, cpus)
+        print(render_check(outcomes, fmt.value, updated=False), end="")
+        return ExitCode.OK if all(o.agree for o in outcomes) else ExitCode.VIOLATED
 
     _run(body)
 

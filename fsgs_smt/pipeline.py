@@ -22,6 +22,7 @@ from typing import Any
 
 from fsgs_smt.encode.property import Property
 from fsgs_smt.encode.system import System
+from fsgs_smt.engines.backend import Solver
 from fsgs_smt.engines.houdini import Lemmas, houdini, recheck_lemmas
 from fsgs_smt.engines.kind import Deadline, Engine, Search, recheck_certificate
 from fsgs_smt.engines.verdict import Status, Verdict
@@ -44,6 +45,8 @@ class Options:
     ncpus: int = 2
     ldt_slots: int = 2
     settings: Mapping[str, bool | int] | None = None
+    solver: str = "auto"  # auto | z3 | bitwuzla (see engines.backend)
+    lemma_hints: tuple[str, ...] | None = None  # recorded lemma names to start Houdini from
 
 
 def check(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options) -> Verdict:
@@ -65,7 +68,11 @@ def check(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options)
     if proved is not None and proved.status in (Status.PROVED, Status.VACUOUS):
         verdict = proved
     else:
-        engine = Engine(system, prop, deadline)
+        strengthen = None
+        if options.engine == "auto":
+            lemmas, why = lemmas_for(system, deadline, options)
+            strengthen = None if why else lemmas.conj
+        engine = Engine(system, prop, deadline, solver=options.solver, strengthen=strengthen)
         search = engine.run(options.depth, induction=options.engine == "kind")
         verdict = _conclude(policy, inv, model, options, system, prop, search)
         if proved is not None and verdict.status is Status.BOUNDED:
@@ -87,7 +94,10 @@ _LEMMAS: dict[tuple[object, ...], tuple[Lemmas, str]] = {}
 
 def _key(policy: ast.Policy, model: CpuModel, options: Options) -> tuple[object, ...]:
     settings = tuple(sorted((options.settings or {}).items()))
-    return (policy.text_hash, policy.path, model.name, options.ncpus, options.ldt_slots, settings)
+    return (
+        policy.text_hash, policy.path, model.name, options.ncpus, options.ldt_slots, settings,
+        options.solver, options.lemma_hints,
+    )  # fmt: skip
 
 
 def system_for(policy: ast.Policy, model: CpuModel, options: Options) -> System:
@@ -103,9 +113,15 @@ def lemmas_for(system: System, deadline: Deadline, options: Options) -> tuple[Le
     """The inductive lemmas of *system*: found by Houdini, re-checked in fresh solvers, cached."""
     key = _key(system.policy, system.model, options)
     if key not in _LEMMAS:
-        lemmas, why = houdini(system, deadline.left_ms)
-        if not why and not recheck_lemmas(system, lemmas, max(1.0, deadline.left_ms() / 1000)):
-            lemmas, why = Lemmas((), (), lemmas.rounds), "the lemmas did not re-check"
+        lemmas, why = houdini(
+            system, deadline.left_ms, solver=options.solver, start=options.lemma_hints
+        )
+        # A search that dropped nothing in its first round has already checked exactly
+        # these lemmas, variant by variant, in fresh solvers: that is the re-check.
+        if not why and lemmas.rounds > 1:
+            again = recheck_lemmas(system, lemmas, deadline.left_ms, solver=options.solver)
+            if again:
+                lemmas, why = Lemmas((), (), lemmas.rounds), f"the lemmas did not re-check: {again}"
         if why:
             return lemmas, why  # a timeout is not cached: a later call may have more time
         _LEMMAS[key] = (lemmas, why)
@@ -129,29 +145,24 @@ def _prove_by_lemmas(
 
         goals = [prop.holds_instance(s, "0", inst) for inst in instances(prop.inv)]
     if prop.inv.kind == "transition":
-        vacuous = _vacuous(system, prop, lemmas, deadline)
-        if vacuous is not None:
+        vacuous = _vacuous(system, prop, lemmas, deadline, options)
+        if vacuous is not None:  # VACUOUS, or UNKNOWN when that could not be decided
             return vacuous
     for attempt in ("search", "re-check"):
         for goal in goals:
-            solver = z3.SolverFor("QF_BV")
-            solver.set("random_seed", 0 if attempt == "search" else 1)
-            left = deadline.left_ms()
-            if left <= 0:
-                return Verdict(status=Status.UNKNOWN, depth=0, engine="houdini", reason="timeout")
-            solver.set("timeout", left)
+            solver = Solver(options.solver, seed=0 if attempt == "search" else 1)
             solver.add(lemmas.conj(s))
-            result = solver.check(z3.Not(goal))
-            if result == z3.sat:
+            answer = solver.check(z3.Not(goal), deadline=deadline.left_ms)
+            if answer.result == "sat":
                 return Verdict(
                     status=Status.BOUNDED, depth=0, engine="houdini",
                     reason="not implied by the inductive lemmas (a counterexample to induction "
                     "exists; no real one within the depth)",
                 )  # fmt: skip
-            if result == z3.unknown:
+            if answer.result == "unknown":
                 return Verdict(
                     status=Status.UNKNOWN, depth=0, engine="houdini",
-                    reason=f"lemma implication: {solver.reason_unknown()}",
+                    reason=f"lemma implication: {answer.reason}",
                 )  # fmt: skip
     bounds = system.bounds
     certificate = (
@@ -159,7 +170,10 @@ def _prove_by_lemmas(
         f"implies {prop.inv.id}, for worlds of {bounds.ncpus} CPUs and LDTs of up to "
         f"{bounds.ldt_slots} entries"
     )
-    return Verdict(status=Status.PROVED, depth=1, engine="houdini", certificate=certificate)
+    return Verdict(
+        status=Status.PROVED, depth=1, engine="houdini", certificate=certificate,
+        details={"lemmas": lemmas.names},
+    )  # fmt: skip
 
 
 def _noninterference(
@@ -197,7 +211,9 @@ def _noninterference(
     )  # fmt: skip
 
 
-def _vacuous(system: System, prop: Property, lemmas: Lemmas, deadline: Deadline) -> Verdict | None:
+def _vacuous(
+    system: System, prop: Property, lemmas: Lemmas, deadline: Deadline, options: Options
+) -> Verdict | None:
     """VACUOUS if no world satisfying the inductive lemmas meets the invariant's premises."""
     import z3  # noqa: PLC0415
 
@@ -210,11 +226,16 @@ def _vacuous(system: System, prop: Property, lemmas: Lemmas, deadline: Deadline)
         premise = names["before.running"]
         if prop.inv.assume is not None:
             premise = z3.And(premise, prop.ev.eval(prop.inv.assume, names))
-        solver = z3.SolverFor("QF_BV")
-        solver.set("timeout", max(1, deadline.left_ms()))
+        solver = Solver(options.solver)
         solver.add(lemmas.conj(s), premise)
-        result = solver.check()
-        if result != z3.unsat:
+        answer = solver.check(deadline=deadline.left_ms)
+        if answer.result == "unknown":  # a proof of an unsatisfiable premise is no proof
+            return Verdict(
+                status=Status.UNKNOWN, depth=0, engine="houdini",
+                reason=f"could not decide whether the premises of {prop.inv.id} are "
+                f"satisfiable: {answer.reason}",
+            )  # fmt: skip
+        if answer.result == "sat":
             return None
     return Verdict(
         status=Status.VACUOUS, depth=0, engine="houdini",
@@ -252,7 +273,9 @@ def _conclude(
                 reason=f"a lemma of {inv.id} fails at depth {search.depth}",
             )  # fmt: skip
         case "proved":
-            again = recheck_certificate(system, prop, search.k, options.timeout)
+            again = recheck_certificate(
+                system, prop, search.k, options.timeout, solver=options.solver
+            )
             if again.kind != "proved":
                 return Verdict(
                     status=Status.UNKNOWN, depth=search.k, engine=engine,

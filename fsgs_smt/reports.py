@@ -207,3 +207,38 @@ def _itf(policy: ast.Policy, inv: Invariant, cpu: str, run: SimRun) -> str:
         "states": states,
     }  # fmt: skip
     return json.dumps(doc, indent=2) + "\n"
+
+
+def render_check(outcomes: list[Any], fmt: str, *, updated: bool) -> str:
+    """``fsgs-smt check``: the differences (or, after ``--update``, the matrix) and a summary.
+
+    *outcomes* are `proofs.Outcome` values (typed loosely: reports sits beside proofs).
+    """
+    if fmt == "json":
+        docs = [
+            {"policy": o.policy, "invariant": o.invariant, "cpu": o.cpu, "recorded": o.recorded,
+             "now": o.now, "agree": o.agree, "note": o.note, "seconds": round(o.seconds, 3)}
+            for o in outcomes
+        ]  # fmt: skip
+        return json.dumps(docs, indent=2) + "\n"
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        key = o.now.split("(")[0]
+        counts[key] = counts.get(key, 0) + 1
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    seconds = sum(o.seconds for o in outcomes)
+    lines = []
+    if updated:
+        for o in outcomes:
+            lines.append(f"{o.policy:<16}{o.invariant:<36}{o.cpu:<12}{o.now:<13}{o.seconds:7.1f}s")
+        lines.append(f"recorded {len(outcomes)} cells ({summary}); {seconds:.0f} s of solving")
+        return "\n".join(lines) + "\n"
+    differ = [o for o in outcomes if not o.agree]
+    for o in differ:
+        note = f"  ({o.note})" if o.note else ""
+        lines.append(f"DIFFERS {o.policy} {o.invariant} [{o.cpu}]: recorded {o.recorded}, "
+                     f"now {o.now}{note}")  # fmt: skip
+    verdict = "all agree" if not differ else f"{len(differ)} differ"
+    lines.append(f"checked {len(outcomes)} cells against the recorded proofs: {verdict} "
+                 f"({summary}); {seconds:.0f} s of solving")  # fmt: skip
+    return "\n".join(lines) + "\n"

@@ -12,7 +12,7 @@ becomes a conjunction over every action the other task could take.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,6 +22,9 @@ from fsgs_smt.encode.system import PARAMS, System, at, other_actions
 from fsgs_smt.policy.invariants import Invariant, ParamRef, is_any_other
 from fsgs_smt.semantics import events as ev
 from fsgs_smt.semantics.props import Evaluator, result_names, view
+
+
+_TEMPLATE_TAG = "tmpl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +78,31 @@ def instances(inv: Invariant) -> list[Instance]:
 
 
 class Property:
-    """An invariant over the worlds of a `System`, in the z3 domain."""
+    """An invariant over the worlds of a `System`, in the z3 domain.
+
+    Like the transition, each predicate is built once over the template world (running the
+    invariant's events symbolically is the expensive part) and instantiated per world and
+    tag by substitution.
+    """
 
     def __init__(self, system: System, inv: Invariant) -> None:
         self.system = system
         self.inv = inv
         self.ev = Evaluator(system.sem)
+        self._templates: dict[object, Any] = {}
+
+    def _instantiate_template(
+        self, key: object, build: Callable[[Mapping[str, Any], str], Any],
+        s: Mapping[str, Any], tag: str,
+    ) -> Any:  # fmt: skip
+        template_state = self.system.template_state()
+        if key not in self._templates:
+            self._templates[key] = build(template_state, _TEMPLATE_TAG)
+        own_t, other_t = self.param_vars(_TEMPLATE_TAG)
+        own, other = self.param_vars(tag)
+        pairs = [(template_state[k], s[k]) for k in self.system.layout]
+        pairs += [(own_t[n], own[n]) for n in own_t] + [(other_t[n], other[n]) for n in other_t]
+        return z3.substitute(self._templates[key], *pairs)
 
     def param_vars(self, tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The invariant's own parameters and the other task's, at *tag*."""
@@ -91,6 +113,9 @@ class Property:
 
     def holds(self, s: Mapping[str, Any], tag: str) -> Any:
         """The invariant holds in world *s* (parameters named with *tag*)."""
+        return self._instantiate_template("holds", self._holds, s, tag)
+
+    def _holds(self, s: Mapping[str, Any], tag: str) -> Any:
         inv = self.inv
         if inv.kind == "state":
             assert inv.always is not None  # noqa: S101
@@ -100,6 +125,11 @@ class Property:
 
     def holds_instance(self, s: Mapping[str, Any], tag: str, inst: Instance) -> Any:
         """The transition invariant for one choice of the other task's actions."""
+        return self._instantiate_template(
+            inst, lambda s, tag: self._holds_instance(s, tag, inst), s, tag
+        )
+
+    def _holds_instance(self, s: Mapping[str, Any], tag: str, inst: Instance) -> Any:
         sem = self.system.sem
         own, other = self.param_vars(tag)
         names = self.run(sem, s, own, other, inst)

@@ -234,6 +234,10 @@ class System:
         self._initial = self.conc.initial_world()
 
     # ------------------------------------------------------------------ variables
+    def template_state(self) -> dict[str, Any]:
+        """The world over which templates are built (substitute a real world for it)."""
+        return self._template_state
+
     def state(self, t: int) -> dict[str, Any]:
         """The state variables at time *t*."""
         return {k: self.d.var(at(k, t), w) for k, w in self.layout.items()}

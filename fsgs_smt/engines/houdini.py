@@ -21,13 +21,14 @@ from a state satisfying all remaining ones; what survives is an inductive invari
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import z3
 
 from fsgs_smt.encode.system import System
+from fsgs_smt.engines.backend import Solver
 from fsgs_smt.semantics import x86
 from fsgs_smt.semantics.events import Seg
 from fsgs_smt.semantics.state import TASK, Choice, Store, choose_by_index, other_task
@@ -43,10 +44,19 @@ class Lemmas:
     names: tuple[str, ...]
     build: tuple[Callable[[dict[str, Any]], Any], ...]
     rounds: int
+    template: dict[str, Any] | None = None  # a world to build over once, then substitute
+    _built: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     def conj(self, s: dict[str, Any]) -> Any:
         """All lemmas in world *s*."""
-        return z3.And([f(s) for f in self.build]) if self.build else z3.BoolVal(True)
+        if not self.build:
+            return z3.BoolVal(True)
+        if self.template is None:
+            return z3.And([f(s) for f in self.build])
+        if not self._built:  # some lemmas run the policy's hooks: build them only once
+            self._built.append(z3.And([f(self.template) for f in self.build]))
+        pairs = [(self.template[k], s[k]) for k in self.template]
+        return z3.substitute(self._built[0], *pairs)
 
 
 def _desc_ok(d: Any, word: Any) -> Any:
@@ -176,13 +186,20 @@ def candidates(system: System) -> list[Candidate]:
     return out
 
 
-def houdini(system: System, deadline_ms: Callable[[], int]) -> tuple[Lemmas, str]:
-    """The largest subset of the candidates that is inductive (and true initially).
+def houdini(
+    system: System, deadline_ms: Callable[[], int], *, solver: str = "auto",
+    start: Iterable[str] | None = None,
+) -> tuple[Lemmas, str]:
+    """The largest subset of the candidates (or of *start*) that is inductive and true initially.
 
     One incremental solver per event variant; candidates are switched on by assumption
     literals, so clauses learned in one round serve the next. A round drops every
     candidate that a counterexample to induction falsifies; the search ends when no
-    variant can break the survivors.
+    variant can break the survivors. The variants that broke a candidate last round are
+    asked first, so most candidates fall before the expensive (unsat) checks are repeated.
+
+    *start* (names recorded by an earlier run, e.g. in ``proofs/``) only narrows the
+    search: the result is inductive whatever it was, and unknown names are ignored.
 
     Returns the lemmas and "" on success, or an empty set and the reason (a timeout, an
     ``unknown`` answer) if the search could not finish.
@@ -190,56 +207,83 @@ def houdini(system: System, deadline_ms: Callable[[], int]) -> tuple[Lemmas, str
     cands = candidates(system)
     init = system.initial()
     alive = {n for n, f in cands if z3.is_true(z3.simplify(f(init)))}
+    if start is not None:
+        alive &= set(start)
     s, p = system.state(0), system.params(0)
     lits = {n: z3.Bool(f"lemma:{n}") for n, _ in cands}
-    pre = {n: f(s) for n, f in cands}
-    checks = []
-    for i in range(len(system.variants)):
-        nxt = system.variant_successor(i, s, p)
-        solver = z3.SolverFor("QF_BV")
-        solver.set("random_seed", 0)
-        solver.add(system.param_constraint(p, z3.BitVecVal(i, system.op_width)))
-        solver.add([z3.Implies(lits[n], pre[n]) for n, _ in cands])
-        checks.append((solver, {n: f(nxt) for n, f in cands}))
+    template = system.template_state()
+    built = {n: f(template) for n, f in cands}  # some run the policy's hooks: build once
+
+    def at(world: dict[str, Any]) -> dict[str, Any]:
+        pairs = [(template[k], world[k]) for k in template]
+        return {n: z3.substitute(t, *pairs) for n, t in built.items()}
+
+    pre = at(s)
+    checks: list[tuple[Solver, dict[str, Any]] | None] = [None] * len(system.variants)
+    order = list(range(len(system.variants)))
     rounds = 0
     changed = True
     while changed:
         changed = False
         rounds += 1
-        for solver, post in checks:
+        broke: list[int] = []
+        for i in order:
+            slot = checks[i]
+            if slot is None:
+                slot = _variant_solver(system, i, solver, lits, pre, at, s, p)
+                checks[i] = slot
+            check, post = slot
+            falsified_here = False
             while True:
-                left = deadline_ms()
-                if left <= 0:
-                    return Lemmas((), (), rounds), "timeout while searching for lemmas"
-                solver.set("timeout", left)
                 live = sorted(alive)
                 bad = z3.Not(z3.And([post[n] for n in live])) if live else z3.BoolVal(False)
-                result = solver.check(*[lits[n] for n in live], bad)
-                if result == z3.unsat:
+                answer = check.check(*[lits[n] for n in live], bad, deadline=deadline_ms)
+                if answer.result == "unsat":
                     break
-                if result == z3.unknown:
-                    return Lemmas((), (), rounds), f"lemma search: {solver.reason_unknown()}"
-                model = solver.model()
-                falsified = {
-                    n for n in live if z3.is_false(model.eval(post[n], model_completion=True))
-                }
+                if answer.result == "unknown":
+                    why = "timeout" if answer.reason == "timeout" else answer.reason
+                    return Lemmas((), (), rounds), f"lemma search: {why}"
+                model = check.model()
+                falsified = {n for n in live if not model.is_true(post[n])}
+                assert falsified  # noqa: S101 - the model satisfies `bad`
                 alive -= falsified
-                changed = True
+                changed = falsified_here = True
+            if falsified_here:
+                broke.append(i)
+        order = broke + [i for i in order if i not in broke]
     names = tuple(n for n, _ in cands if n in alive)
     build = tuple(f for n, f in cands if n in alive)
-    return Lemmas(names, build, rounds), ""
+    return Lemmas(names, build, rounds, template=system.template_state()), ""
 
 
-def recheck_lemmas(system: System, lemmas: Lemmas, seconds: float) -> bool:
-    """Init => L, and L /\\ T => L' for every event variant, each in a fresh solver."""
+def _variant_solver(
+    system: System, i: int, solver: str, lits: dict[str, Any], pre: dict[str, Any],
+    at: Callable[[dict[str, Any]], dict[str, Any]], s: dict[str, Any], p: dict[str, Any],
+) -> tuple[Solver, dict[str, Any]]:  # fmt: skip
+    nxt = system.variant_successor(i, s, p)
+    check = Solver(solver)
+    check.add(system.param_constraint(p, z3.BitVecVal(i, system.op_width)))
+    check.add([z3.Implies(lits[n], pre[n]) for n in pre])
+    return check, at(nxt)
+
+
+def recheck_lemmas(
+    system: System, lemmas: Lemmas, deadline_ms: Callable[[], int], *, solver: str = "auto"
+) -> str:
+    """Init => L, and L /\\ T => L' for every event variant, each in a fresh solver.
+
+    Returns "" when the lemmas re-check, else why not (a failing variant, a timeout).
+    """
     if not z3.is_true(z3.simplify(lemmas.conj(system.initial()))):
-        return False
+        return "the lemmas do not hold initially"
     s, p = system.state(0), system.params(0)
-    for i in range(len(system.variants)):
-        solver = z3.SolverFor("QF_BV")
-        solver.set("timeout", int(seconds * 1000))
-        solver.add(system.param_constraint(p, z3.BitVecVal(i, system.op_width)))
-        solver.add(lemmas.conj(s), z3.Not(lemmas.conj(system.variant_successor(i, s, p))))
-        if solver.check() != z3.unsat:
-            return False
-    return True
+    for i, variant in enumerate(system.variants):
+        check = Solver(solver)
+        check.add(system.param_constraint(p, z3.BitVecVal(i, system.op_width)))
+        check.add(lemmas.conj(s), z3.Not(lemmas.conj(system.variant_successor(i, s, p))))
+        answer = check.check(deadline=deadline_ms)
+        if answer.result == "sat":
+            return f"the lemmas are not preserved by {variant.name}"
+        if answer.result == "unknown":
+            return f"re-checking the lemmas: {answer.reason}"
+    return ""

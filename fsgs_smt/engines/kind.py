@@ -17,6 +17,7 @@ The engines only search; `pipeline` re-checks every answer before anyone sees it
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +25,11 @@ import z3
 
 from fsgs_smt.encode.property import Property
 from fsgs_smt.encode.system import System
+from fsgs_smt.engines.backend import Model, Solver
 
 SEED = 0
+
+Strengthening = Callable[[dict[str, Any]], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +38,7 @@ class Search:
 
     kind: str  # "violated" | "lemma-false" | "proved" | "bounded" | "unknown"
     depth: int
-    model: z3.ModelRef | None = None
+    model: Model | None = None
     reason: str = ""
     k: int = 0
 
@@ -51,22 +55,9 @@ class Deadline:
         return max(0, int(left * 1000))
 
 
-def _solver() -> z3.Solver:
-    solver = z3.SolverFor("QF_BV")
-    solver.set("random_seed", SEED)
-    return solver
-
-
-def _check(solver: z3.Solver, deadline: Deadline, *assumptions: Any) -> tuple[Any, str]:
-    left = deadline.left_ms()
-    if left <= 0:
-        return z3.unknown, "timeout"
-    solver.set("timeout", left)
-    result = solver.check(*assumptions)
-    reason = solver.reason_unknown() if result == z3.unknown else ""
-    if result == z3.unknown and deadline.left_ms() <= 0:
-        reason = "timeout"
-    return result, reason
+def _check(solver: Solver, deadline: Deadline, *assumptions: Any) -> tuple[str, str]:
+    answer = solver.check(*assumptions, deadline=deadline.left_ms)
+    return answer.result, answer.reason
 
 
 def invariant_terms(prop: Property, s: dict[str, Any], tag: str) -> tuple[Any, Any]:
@@ -76,13 +67,23 @@ def invariant_terms(prop: Property, s: dict[str, Any], tag: str) -> tuple[Any, A
 
 
 class Engine:
-    """BMC and k-induction sharing one base-case solver."""
+    """BMC and k-induction sharing one base-case solver.
 
-    def __init__(self, system: System, prop: Property, deadline: Deadline) -> None:
+    *strengthen*, when given, is a proved inductive invariant of the system (the re-checked
+    Houdini lemmas): it holds in every reachable world, so asserting it in every unrolled
+    world removes no real counterexample and spares the solver unreachable ones.
+    """
+
+    def __init__(
+        self, system: System, prop: Property, deadline: Deadline, *, solver: str = "auto",
+        strengthen: Strengthening | None = None,
+    ) -> None:  # fmt: skip
         self.system = system
         self.prop = prop
         self.deadline = deadline
-        self.base = _solver()
+        self.solver_name = solver
+        self.strengthen = strengthen
+        self.base = Solver(solver, seed=SEED)
         self.base.add(system.init_constraint(system.state(0)))
         self.base_depth = -1  # transitions added so far: states 0..base_depth+1 exist
 
@@ -92,38 +93,42 @@ class Engine:
         while self.base_depth < k - 1:
             self.base_depth += 1
             self.base.add(system.trans(self.base_depth))
+            if self.strengthen is not None:
+                self.base.add(self.strengthen(system.state(self.base_depth + 1)))
         s = system.state(k)
         holds, lemmas = invariant_terms(self.prop, s, str(k))
         result, reason = _check(self.base, self.deadline, z3.Not(holds))
-        if result == z3.sat:
+        if result == "sat":
             return Search("violated", k, self.base.model())
-        if result == z3.unknown:
+        if result == "unknown":
             return Search("unknown", k, reason=reason)
         if self.prop.inv.lemmas:
             result, reason = _check(self.base, self.deadline, z3.Not(lemmas))
-            if result == z3.sat:
+            if result == "sat":
                 return Search("lemma-false", k, self.base.model())
-            if result == z3.unknown:
+            if result == "unknown":
                 return Search("unknown", k, reason=reason)
         return Search("bounded", k)
 
     def step_case(self, k: int) -> Search:
         """Do k consecutive distinct worlds satisfying invariant and lemmas force the next?"""
         system = self.system
-        solver = _solver()
+        solver = Solver(self.solver_name, seed=SEED)
         states = [system.state(t) for t in range(k + 1)]
         for t in range(k):
             solver.add(system.trans(t))
             holds, lemmas = invariant_terms(self.prop, states[t], str(t))
             solver.add(holds, lemmas)
+            if self.strengthen is not None:
+                solver.add(self.strengthen(states[t]))
         for i in range(k + 1):
             for j in range(i + 1, k + 1):
                 solver.add(z3.Or([states[i][key] != states[j][key] for key in system.layout]))
         holds, lemmas = invariant_terms(self.prop, states[k], str(k))
         result, reason = _check(solver, self.deadline, z3.Not(z3.And(holds, lemmas)))
-        if result == z3.unsat:
+        if result == "unsat":
             return Search("proved", k, k=k)
-        if result == z3.unknown:
+        if result == "unknown":
             return Search("unknown", k, reason=reason)
         return Search("cti", k, solver.model())
 
@@ -144,9 +149,11 @@ class Engine:
         return Search("bounded", max_depth, reason=f"not {last_cti}-inductive" if induction else "")
 
 
-def recheck_certificate(system: System, prop: Property, k: int, seconds: float) -> Search:
+def recheck_certificate(
+    system: System, prop: Property, k: int, seconds: float, *, solver: str = "auto"
+) -> Search:
     """Re-check a k-induction proof in fresh solvers: base to depth k-1, then the step at k."""
-    fresh = Engine(system, prop, Deadline(seconds))
+    fresh = Engine(system, prop, Deadline(seconds), solver=solver)
     for depth in range(k):
         base = fresh.base_case(depth)
         if base.kind != "bounded":

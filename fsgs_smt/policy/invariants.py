@@ -335,7 +335,6 @@ def load_invariants(path: Path) -> list[Invariant]:
         InputError: malformed YAML, unknown keys or names, type errors, duplicate ids.
     """
     text, node = _read(path)
-    digest = hashlib.sha256(text.encode()).hexdigest()
     w = _InvWalker(str(path), text)
     top = w.mapping(node, "invariants file", ("fsgs-invariants", "invariants"))
     version = w.require(top, "fsgs-invariants", node, "invariants file")
@@ -352,6 +351,9 @@ def load_invariants(path: Path) -> list[Invariant]:
                 keys["id"][1], f"duplicate invariant id {inv_id!r} (first at {seen[inv_id]})"
             )
         seen[inv_id] = span
+        # the invariant's own text: editing (or moving) another invariant does not change it
+        own_text = text[item.start_mark.index : item.end_mark.index]
+        digest = hashlib.sha256(own_text.encode()).hexdigest()
         statement = w.string(w.require(keys, "statement", item, f"invariant {inv_id}"), "statement")
         source = w.string(w.require(keys, "source", item, f"invariant {inv_id}"), "source")
         kinds = [k for k in ("always", "events", "noninterference") if k in keys]

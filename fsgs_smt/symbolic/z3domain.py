@@ -24,14 +24,23 @@ from fsgs_smt.semantics.domain import CONCRETE
 _C = CONCRETE
 
 
+# These two run on every operation (constant folding): one C call each, not z3.py's four.
+_L_TRUE, _L_FALSE = z3.Z3_L_TRUE, z3.Z3_L_FALSE
+
+
 def _bvc(term: Any) -> int | None:
-    return term.as_long() if z3.is_bv_value(term) else None
+    if isinstance(term, z3.BitVecNumRef):
+        return term.as_long()
+    if isinstance(term, z3.ExprRef) and z3.Z3_is_numeral_ast(term.ctx_ref(), term.as_ast()):
+        return int(z3.Z3_get_numeral_string(term.ctx_ref(), term.as_ast()))
+    return None
 
 
 def _boolc(term: Any) -> bool | None:
-    if z3.is_true(term):
+    value = z3.Z3_get_bool_value(term.ctx_ref(), term.as_ast())
+    if value == _L_TRUE:
         return True
-    if z3.is_false(term):
+    if value == _L_FALSE:
         return False
     return None
 

@@ -1,0 +1,330 @@
+# SPDX-License-Identifier: MIT
+"""The solvers behind the engines: z3 itself, or bitwuzla fed with the same z3 terms.
+
+Layer: engines. Imports z3 and, when it is installed and chosen, bitwuzla.
+
+The engines build every formula as z3 terms (the symbolic domain is z3's). A `Solver`
+checks them with the chosen backend:
+
+* ``z3``: `z3.SolverFor("QF_BV")`, incremental, assumptions as z3 terms.
+* ``bitwuzla``: each z3 term is translated node by node (a memoised walk of the DAG, no
+  text round trip) into bitwuzla terms, and checked by bitwuzla's incremental solver.
+  Bit-vector proofs (UNSAT answers) of this model are 3-6x faster there
+  (``bench/solvers.py``); the satisfying assignments come back as z3 values, so the
+  decoding of counterexamples is the same for both.
+
+``auto`` picks bitwuzla when it can be imported, z3 otherwise. A timeout, a terminator
+firing, or an operator the translation does not know is an ``unknown`` answer with its
+reason; it never becomes ``unsat``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import z3
+
+SOLVERS = ("auto", "z3", "bitwuzla")
+
+
+def bitwuzla_available() -> bool:
+    """Can the bitwuzla Python package be imported here?"""
+    try:
+        import bitwuzla  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
+def resolve(name: str) -> str:
+    """The concrete backend for *name* (``auto`` becomes bitwuzla when installed)."""
+    if name == "auto":
+        return "bitwuzla" if bitwuzla_available() else "z3"
+    if name == "bitwuzla" and not bitwuzla_available():
+        raise UnavailableSolver("bitwuzla is not installed (pip install bitwuzla)")
+    return name
+
+
+def version(name: str) -> str:
+    """``name version`` of a concrete backend, as recorded in proofs."""
+    if name == "bitwuzla":
+        import bitwuzla  # noqa: PLC0415
+
+        return f"bitwuzla {bitwuzla.version()}"
+    return f"z3 {z3.get_version_string()}"
+
+
+class UnavailableSolver(Exception):
+    """The chosen solver is not installed."""
+
+
+class Untranslatable(Exception):
+    """A z3 operator the bitwuzla translation does not cover."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """``sat``, ``unsat`` or ``unknown`` (with the reason)."""
+
+    result: str
+    reason: str = ""
+
+
+class Solver:
+    """One incremental solver over z3 terms; see the module docstring."""
+
+    def __init__(self, backend: str = "auto", *, seed: int = 0) -> None:
+        self.backend = resolve(backend)
+        self.impl: _Z3 | _Bitwuzla = _Z3(seed) if self.backend == "z3" else _Bitwuzla(seed)
+
+    def add(self, *terms: Any) -> None:
+        """Assert every term (flattening lists)."""
+        for t in _flat(terms):
+            self.impl.add(t)
+
+    def check(self, *assumptions: Any, deadline: Callable[[], int] | None = None) -> Answer:
+        """Satisfiable under *assumptions*? *deadline* gives the milliseconds left."""
+        left = deadline() if deadline is not None else 0
+        if deadline is not None and left <= 0:
+            return Answer("unknown", "timeout")
+        answer = self.impl.check(list(_flat(assumptions)), left if deadline is not None else None)
+        if answer.result == "unknown" and deadline is not None and deadline() <= 0:
+            return Answer("unknown", "timeout")
+        return answer
+
+    def model(self) -> Model:
+        """The satisfying assignment of the last ``sat`` answer."""
+        return self.impl.model()
+
+
+class Model:
+    """A satisfying assignment that evaluates z3 terms (``model_completion`` semantics)."""
+
+    def __init__(self, evaluate: Callable[[Any], Any]) -> None:
+        self._evaluate = evaluate
+
+    def eval(self, term: Any, model_completion: bool = True) -> Any:  # noqa: ARG002 - z3's API
+        """The value of *term* as a z3 value (unassigned constants count as zero)."""
+        return self._evaluate(term)
+
+    def is_true(self, term: Any) -> bool:
+        """Does boolean *term* hold?"""
+        return bool(z3.is_true(self.eval(term)))
+
+    def as_long(self, term: Any) -> int:
+        """The value of bit-vector *term*."""
+        return int(self.eval(term).as_long())
+
+
+def _flat(items: Iterable[Any]) -> Iterable[Any]:
+    for item in items:
+        if isinstance(item, list | tuple):
+            yield from _flat(item)
+        else:
+            yield item
+
+
+class _Z3:
+    def __init__(self, seed: int) -> None:
+        self.solver = z3.SolverFor("QF_BV")
+        self.solver.set("random_seed", seed)
+
+    def add(self, term: Any) -> None:
+        self.solver.add(term)
+
+    def check(self, assumptions: list[Any], left_ms: int | None) -> Answer:
+        self.solver.set("timeout", left_ms if left_ms is not None else 4294967295)
+        result = self.solver.check(*assumptions)
+        if result == z3.sat:
+            return Answer("sat")
+        if result == z3.unsat:
+            return Answer("unsat")
+        return Answer("unknown", self.solver.reason_unknown())
+
+    def model(self) -> Model:
+        m = self.solver.model()
+        return Model(lambda t: m.eval(t, model_completion=True))
+
+
+class _Deadline:
+    """bitwuzla's terminator: stop when the wall-clock deadline has passed."""
+
+    def __init__(self) -> None:
+        self.end: float | None = None
+
+    def __call__(self) -> bool:
+        return self.end is not None and time.monotonic() > self.end
+
+
+_SHARED: list[_Translator] = []
+_SHARED_LIMIT = 2_000_000  # translated nodes kept before the shared translation starts over
+
+
+def _shared_translator() -> _Translator:
+    """One term manager and translation per process: solvers are fresh, terms are shared."""
+    import bitwuzla as bw  # noqa: PLC0415
+
+    if not _SHARED or len(_SHARED[0].memo) > _SHARED_LIMIT:
+        _SHARED[:] = [_Translator(bw, bw.TermManager())]
+    return _SHARED[0]
+
+
+class _Bitwuzla:
+    def __init__(self, seed: int) -> None:
+        import bitwuzla as bw  # noqa: PLC0415
+
+        self.bw = bw
+        self.translate = _shared_translator()
+        self.tm = self.translate.tm
+        options = bw.Options()
+        options.set(bw.Option.PRODUCE_MODELS, True)
+        options.set(bw.Option.SEED, seed)
+        self.solver = bw.Bitwuzla(self.tm, options)
+        self.terminator = _Deadline()
+        self.solver.configure_terminator(self.terminator)
+        self.failed = ""
+
+    def add(self, term: Any) -> None:
+        try:
+            self.solver.assert_formula(self.translate(term))
+        except Untranslatable as exc:
+            self.failed = str(exc)
+
+    def check(self, assumptions: list[Any], left_ms: int | None) -> Answer:
+        if self.failed:
+            return Answer("unknown", f"bitwuzla: {self.failed}")
+        try:
+            terms = [self.translate(a) for a in assumptions]
+        except Untranslatable as exc:
+            return Answer("unknown", f"bitwuzla: {exc}")
+        self.terminator.end = None if left_ms is None else time.monotonic() + left_ms / 1000
+        result = self.solver.check_sat(*terms)
+        if result == self.bw.Result.SAT:
+            return Answer("sat")
+        if result == self.bw.Result.UNSAT:
+            return Answer("unsat")
+        return Answer("unknown", "bitwuzla gave up (timeout or resource limit)")
+
+    def model(self) -> Model:
+        values: dict[int, Any] = {}
+
+        def const_value(c: Any) -> Any:
+            key = c.get_id()
+            if key not in values:
+                t = self.translate.consts.get(c.decl().name())
+                if t is None:  # never sent to bitwuzla: unconstrained, complete with 0
+                    values[key] = z3.BoolVal(False) if z3.is_bool(c) else z3.BitVecVal(0, c.size())
+                else:
+                    v = self.solver.get_value(t)
+                    values[key] = (
+                        z3.BoolVal(bool(v.value())) if z3.is_bool(c)
+                        else z3.BitVecVal(int(v.value(10)), c.size())
+                    )  # fmt: skip
+            return values[key]
+
+        def evaluate(term: Any) -> Any:
+            pairs = [(c, const_value(c)) for c in _consts(term)]
+            return z3.simplify(z3.substitute(term, *pairs)) if pairs else z3.simplify(term)
+
+        return Model(evaluate)
+
+
+def _consts(term: Any) -> list[Any]:
+    """The uninterpreted constants of *term*."""
+    seen: set[int] = set()
+    out: list[Any] = []
+    stack = [term]
+    while stack:
+        e = stack.pop()
+        if e.get_id() in seen:
+            continue
+        seen.add(e.get_id())
+        if z3.is_const(e) and e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+            out.append(e)
+        else:
+            stack.extend(e.children())
+    return out
+
+
+class _Translator:
+    """z3 terms -> bitwuzla terms, memoised on z3's node ids (the DAG stays shared)."""
+
+    def __init__(self, bw: Any, tm: Any) -> None:
+        self.bw = bw
+        self.tm = tm
+        self.memo: dict[int, Any] = {}
+        self.keep: list[Any] = []
+        self.consts: dict[str, Any] = {}
+        k = bw.Kind
+        self.nary = {
+            z3.Z3_OP_AND: k.AND, z3.Z3_OP_OR: k.OR, z3.Z3_OP_NOT: k.NOT,
+            z3.Z3_OP_ITE: k.ITE, z3.Z3_OP_EQ: k.EQUAL, z3.Z3_OP_DISTINCT: k.DISTINCT,
+            z3.Z3_OP_IMPLIES: k.IMPLIES, z3.Z3_OP_XOR: k.XOR, z3.Z3_OP_IFF: k.EQUAL,
+            z3.Z3_OP_BNOT: k.BV_NOT, z3.Z3_OP_BAND: k.BV_AND, z3.Z3_OP_BOR: k.BV_OR,
+            z3.Z3_OP_BXOR: k.BV_XOR, z3.Z3_OP_BADD: k.BV_ADD, z3.Z3_OP_BSUB: k.BV_SUB,
+            z3.Z3_OP_BMUL: k.BV_MUL, z3.Z3_OP_BNEG: k.BV_NEG,
+            z3.Z3_OP_BUDIV: k.BV_UDIV, z3.Z3_OP_BUDIV_I: k.BV_UDIV,
+            z3.Z3_OP_BUREM: k.BV_UREM, z3.Z3_OP_BUREM_I: k.BV_UREM,
+            z3.Z3_OP_BSHL: k.BV_SHL, z3.Z3_OP_BLSHR: k.BV_SHR, z3.Z3_OP_BASHR: k.BV_ASHR,
+            z3.Z3_OP_ULEQ: k.BV_ULE, z3.Z3_OP_ULT: k.BV_ULT, z3.Z3_OP_UGEQ: k.BV_UGE,
+            z3.Z3_OP_UGT: k.BV_UGT, z3.Z3_OP_SLEQ: k.BV_SLE, z3.Z3_OP_SLT: k.BV_SLT,
+            z3.Z3_OP_SGEQ: k.BV_SGE, z3.Z3_OP_SGT: k.BV_SGT, z3.Z3_OP_CONCAT: k.BV_CONCAT,
+            z3.Z3_OP_BCOMP: k.BV_COMP,
+        }  # fmt: skip
+        self.indexed = {
+            z3.Z3_OP_EXTRACT: k.BV_EXTRACT, z3.Z3_OP_ZERO_EXT: k.BV_ZERO_EXTEND,
+            z3.Z3_OP_SIGN_EXT: k.BV_SIGN_EXTEND,
+        }  # fmt: skip
+
+    def __call__(self, term: Any) -> Any:
+        memo = self.memo
+        stack = [term]
+        while stack:
+            e = stack[-1]
+            key = e.get_id()
+            if key in memo:
+                stack.pop()
+                continue
+            pending = [c for c in e.children() if c.get_id() not in memo]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            memo[key] = self._node(e)
+            self.keep.append(e)  # z3 reuses the ids of freed nodes: keep every key alive
+        return memo[term.get_id()]
+
+    def _sort(self, e: Any) -> Any:
+        if z3.is_bool(e):
+            return self.tm.mk_bool_sort()
+        if z3.is_bv(e):
+            return self.tm.mk_bv_sort(e.size())
+        raise Untranslatable(f"unsupported sort {e.sort()}")
+
+    def _node(self, e: Any) -> Any:
+        tm = self.tm
+        kind = e.decl().kind()
+        if z3.is_true(e):
+            return tm.mk_true()
+        if z3.is_false(e):
+            return tm.mk_false()
+        if z3.is_bv_value(e):
+            return tm.mk_bv_value(self._sort(e), e.as_long())
+        if kind == z3.Z3_OP_UNINTERPRETED and e.num_args() == 0:
+            name = e.decl().name()
+            if name not in self.consts:
+                self.consts[name] = tm.mk_const(self._sort(e), name)
+            return self.consts[name]
+        args = [self.memo[c.get_id()] for c in e.children()]
+        if kind in (z3.Z3_OP_AND, z3.Z3_OP_OR) and len(args) < 2:
+            if args:
+                return args[0]
+            return tm.mk_true() if kind == z3.Z3_OP_AND else tm.mk_false()
+        if kind in self.nary:
+            return tm.mk_term(self.nary[kind], args)
+        if kind in self.indexed:
+            return tm.mk_term(self.indexed[kind], args, e.params())
+        raise Untranslatable(f"operator {e.decl().name()} is not translated")

@@ -1,0 +1,415 @@
+# SPDX-License-Identifier: MIT
+"""Recorded proofs: ``proofs/<policy>.json``, regenerated and re-checked (``fsgs-smt check``).
+
+Layer: pipeline. Imports `pipeline`, `proving`, `engines.backend`, `traces`; prints nothing.
+
+One file per shipped policy, in canonical JSON (sorted keys, two-space indentation, no
+timings, so that a regeneration that decides the same is byte-identical). Each record is
+one invariant on one CPU model: the verdict, its depth and engine, the solver and its
+version, the SHA-256 of the policy (with its includes) and of the invariant's own text,
+and the evidence:
+
+* PROVED by Houdini: the names of the lemmas of the inductive invariant;
+* VIOLATED: the counterexample as an fsgs-trace/1 document (``fsgs-smt simulate`` replays
+  it) and the values of the invariant's parameters.
+
+``check`` decides every cell again and compares the verdict and depth:
+
+* a PROVED cell is proved again from scratch in fresh solvers, starting Houdini from the
+  recorded lemmas (a recorded name only narrows the search; if the recorded set is no
+  longer inductive, the search starts over from every candidate);
+* a VIOLATED cell is confirmed by replaying its trace on the concrete simulator (with
+  ``full``, BMC searches for it again, which also re-establishes that no shorter one
+  exists);
+* every other cell is re-run as recorded;
+* a cell whose policy or invariant changed since it was recorded is re-run from scratch
+  and reported as a difference, so that a regeneration is needed to accept it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fsgs_smt.engines import backend
+from fsgs_smt.engines.verdict import Status, Verdict
+from fsgs_smt.errors import InputError
+from fsgs_smt.pipeline import Options, check, replay
+from fsgs_smt.policy import ast
+from fsgs_smt.policy.catalog import load_checked, shipped_policies
+from fsgs_smt.policy.invariants import Invariant
+from fsgs_smt.semantics.cpu import CPU_MODEL_NAMES, CPU_MODELS
+from fsgs_smt.semantics.events import Trace
+from fsgs_smt.source import Span
+from fsgs_smt.traces.fsgs_json import parse_trace, trace_to_json
+from fsgs_smt.traces.jsonpos import JArray, JNode, JNumber, JObject, JString, parse_json
+
+FORMAT = "fsgs-proofs/1"
+DEFAULT_DIR = Path("proofs")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """How the recorded matrix was decided (stored in every proofs file)."""
+
+    depth: int = 4
+    timeout: float = 300.0
+    ncpus: int = 2
+    ldt_slots: int = 2
+
+    def options(self, solver: str, hints: tuple[str, ...] | None = None) -> Options:
+        """Pipeline options for these settings."""
+        return Options(
+            depth=self.depth, timeout=self.timeout, ncpus=self.ncpus, ldt_slots=self.ldt_slots,
+            solver=solver, lemma_hints=hints,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """One recorded cell."""
+
+    invariant: str
+    cpu: str
+    verdict: str  # a Status value
+    depth: int
+    engine: str
+    solver: str
+    policy_sha256: str
+    invariant_sha256: str
+    lemmas: tuple[str, ...] = ()
+    trace: Trace | None = None
+    params: Mapping[str, int] = field(default_factory=dict)
+    reason: str = ""
+
+    @property
+    def label(self) -> str:
+        """``PROVED``, ``BOUNDED(1)``, ..."""
+        return f"BOUNDED({self.depth})" if self.verdict == "BOUNDED" else self.verdict
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProofFile:
+    """The recorded matrix of one policy."""
+
+    policy: str
+    settings: Settings
+    records: tuple[Record, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """One cell as ``check`` found it."""
+
+    policy: str
+    invariant: str
+    cpu: str
+    recorded: str  # label, or "-" when the cell was not recorded
+    now: str  # label, or "-" when the cell no longer exists
+    agree: bool
+    note: str = ""
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------- writing
+
+
+def record_of(policy: ast.Policy, inv: Invariant, cpu: str, verdict: Verdict, solver: str) -> Record:
+    """The record of *verdict* (evidence included)."""
+    lemmas = verdict.details.get("lemmas", ())
+    params = verdict.details.get("params", {})
+    return Record(
+        invariant=inv.id, cpu=cpu, verdict=verdict.status.value, depth=verdict.depth,
+        engine=verdict.engine, solver=backend.version(solver),
+        policy_sha256=policy.text_hash, invariant_sha256=inv.text_hash,
+        lemmas=tuple(lemmas) if isinstance(lemmas, tuple | list) else (),
+        trace=Trace(events=verdict.trace, cpu=cpu) if verdict.trace else None,
+        params=dict(params) if isinstance(params, dict) else {},
+        reason=verdict.reason if verdict.status is not Status.PROVED else "",
+    )  # fmt: skip
+
+
+def dumps(pf: ProofFile) -> str:
+    """The canonical JSON text of a proofs file."""
+    records = []
+    for r in sorted(pf.records, key=lambda r: (r.invariant, r.cpu)):
+        doc: dict[str, Any] = {
+            "invariant": r.invariant, "cpu": r.cpu, "verdict": r.verdict, "depth": r.depth,
+            "engine": r.engine, "solver": r.solver, "policy_sha256": r.policy_sha256,
+            "invariant_sha256": r.invariant_sha256,
+        }  # fmt: skip
+        if r.lemmas:
+            doc["lemmas"] = list(r.lemmas)
+        if r.trace is not None:
+            doc["trace"] = trace_to_json(r.trace)
+            doc["params"] = {k: hex(v) for k, v in sorted(r.params.items())}
+        if r.reason:
+            doc["reason"] = r.reason
+        records.append(doc)
+    s = pf.settings
+    top = {
+        "format": FORMAT, "policy": pf.policy,
+        "settings": {"depth": s.depth, "timeout": s.timeout, "ncpus": s.ncpus,
+                     "ldt_slots": s.ldt_slots},
+        "records": records,
+    }  # fmt: skip
+    return json.dumps(top, indent=2, sort_keys=True) + "\n"
+
+
+def path_for(directory: Path, policy: str) -> Path:
+    """Where the proofs of *policy* live."""
+    return directory / f"{policy}.json"
+
+
+# ---------------------------------------------------------------- reading
+
+
+class _Reader:
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+
+    def error(self, node: JNode, message: str) -> InputError:
+        return InputError(node.span, message)
+
+    def obj(self, node: JNode, what: str, keys: tuple[str, ...]) -> dict[str, JNode]:
+        if not isinstance(node, JObject):
+            raise self.error(node, f"{what}: expected an object")
+        out = {}
+        for key, span, value in node.items:
+            if key not in keys:
+                raise InputError(span, f"unknown key {key!r} in {what}: expected one of "
+                                       f"{', '.join(keys)}")  # fmt: skip
+            out[key] = value
+        return out
+
+    def need(self, items: dict[str, JNode], key: str, node: JNode, what: str) -> JNode:
+        if key not in items:
+            raise self.error(node, f"missing key {key!r} in {what}")
+        return items[key]
+
+    def string(self, node: JNode, what: str) -> str:
+        if not isinstance(node, JString):
+            raise self.error(node, f"{what}: expected a string")
+        return node.value
+
+    def number(self, node: JNode, what: str) -> int | float:
+        if not isinstance(node, JNumber) or node.value < 0:
+            raise self.error(node, f"{what}: expected a non-negative number")
+        return node.value
+
+    def array(self, node: JNode, what: str) -> tuple[JNode, ...]:
+        if not isinstance(node, JArray):
+            raise self.error(node, f"{what}: expected an array")
+        return node.items
+
+
+_RECORD_KEYS = (
+    "invariant", "cpu", "verdict", "depth", "engine", "solver", "policy_sha256",
+    "invariant_sha256", "lemmas", "trace", "params", "reason",
+)  # fmt: skip
+
+
+def load(path: Path) -> ProofFile:
+    """Read a proofs file.
+
+    Raises:
+        InputError: unreadable, not JSON, or not an fsgs-proofs/1 document (located).
+    """
+    filename = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(Span(filename, 1, 1), f"cannot read proofs file: {exc.strerror}") from None
+    r = _Reader(filename)
+    root = parse_json(text, filename)
+    top = r.obj(root, "proofs file", ("format", "policy", "settings", "records"))
+    fmt = r.string(r.need(top, "format", root, "proofs file"), "format")
+    if fmt != FORMAT:
+        raise r.error(top["format"], f"format: expected {FORMAT!r}, got {fmt!r}")
+    policy = r.string(r.need(top, "policy", root, "proofs file"), "policy")
+    snode = r.need(top, "settings", root, "proofs file")
+    sitems = r.obj(snode, "settings", ("depth", "timeout", "ncpus", "ldt_slots"))
+    settings = Settings(
+        depth=int(r.number(r.need(sitems, "depth", snode, "settings"), "depth")),
+        timeout=float(r.number(r.need(sitems, "timeout", snode, "settings"), "timeout")),
+        ncpus=int(r.number(r.need(sitems, "ncpus", snode, "settings"), "ncpus")),
+        ldt_slots=int(r.number(r.need(sitems, "ldt_slots", snode, "settings"), "ldt_slots")),
+    )
+    records = []
+    for node in r.array(r.need(top, "records", root, "proofs file"), "records"):
+        items = r.obj(node, "record", _RECORD_KEYS)
+
+        def s(key: str, items: dict[str, JNode] = items, node: JNode = node) -> str:
+            return r.string(r.need(items, key, node, "record"), key)
+
+        verdict = s("verdict")
+        if verdict not in {st.value for st in Status}:
+            raise r.error(items["verdict"], f"verdict: expected one of "
+                                            f"{', '.join(st.value for st in Status)}")  # fmt: skip
+        cpu = s("cpu")
+        if cpu not in CPU_MODELS:
+            raise r.error(items["cpu"], f"cpu: expected one of {', '.join(CPU_MODEL_NAMES)}")
+        trace = None
+        if "trace" in items:
+            raw = json.dumps(items["trace"].to_python())
+            try:
+                trace = parse_trace(raw, f"{filename} (trace of {s('invariant')} on {cpu})").trace
+            except InputError as exc:
+                raise r.error(items["trace"], f"trace: {exc.message}") from None
+        params: dict[str, int] = {}
+        if "params" in items:
+            pnode = items["params"]
+            if not isinstance(pnode, JObject):
+                raise r.error(pnode, "params: expected an object")
+            for key, _, value in pnode.items:
+                text_value = r.string(value, f"params.{key}")
+                try:
+                    params[key] = int(text_value, 0)
+                except ValueError:
+                    raise r.error(value, f"params.{key}: expected a number") from None
+        lemmas = tuple(
+            r.string(n, "lemma") for n in (r.array(items["lemmas"], "lemmas") if "lemmas" in items else ())
+        )
+        records.append(Record(
+            invariant=s("invariant"), cpu=cpu, verdict=verdict,
+            depth=int(r.number(r.need(items, "depth", node, "record"), "depth")),
+            engine=s("engine"), solver=s("solver"), policy_sha256=s("policy_sha256"),
+            invariant_sha256=s("invariant_sha256"), lemmas=lemmas, trace=trace, params=params,
+            reason=s("reason") if "reason" in items else "",
+        ))  # fmt: skip
+    return ProofFile(policy=policy, settings=settings, records=tuple(records))
+
+
+# ---------------------------------------------------------------- deciding
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """The cells of one policy on one CPU model (one process: they share the lemmas)."""
+
+    policy_ref: str
+    cpu: str
+    invariants: tuple[Invariant, ...]
+    settings: Settings
+    solver: str
+    recorded: tuple[Record | None, ...] | None  # None: regenerate
+    full: bool
+
+
+def _run_group(group: _Group) -> list[tuple[Record, Outcome]]:
+    policy = load_checked(group.policy_ref)
+    model = CPU_MODELS[group.cpu]
+    out = []
+    recorded = group.recorded or (None,) * len(group.invariants)
+    hints = tuple(sorted({n for r in recorded if r is not None for n in r.lemmas})) or None
+    for inv, rec in zip(group.invariants, recorded, strict=True):
+        start = time.monotonic()
+        verdict, note = _decide(policy, inv, group, rec, hints)
+        seconds = time.monotonic() - start
+        now = record_of(policy, inv, group.cpu, verdict, group.solver)
+        agree = rec is not None and (rec.verdict, rec.depth) == (now.verdict, now.depth)
+        if rec is not None and (rec.policy_sha256, rec.invariant_sha256) != (
+            now.policy_sha256, now.invariant_sha256,
+        ):  # fmt: skip
+            agree = False
+            note = "the policy or the invariant changed since it was recorded; " + note
+        if group.recorded is not None and rec is None:
+            note = "not recorded"
+        out.append((now, Outcome(
+            policy=policy.name, invariant=inv.id, cpu=group.cpu,
+            recorded=rec.label if rec is not None else "-", now=now.label,
+            agree=agree, note=note.strip("; "), seconds=seconds,
+        )))  # fmt: skip
+    return out
+
+
+def _decide(
+    policy: ast.Policy, inv: Invariant, group: _Group, rec: Record | None,
+    hints: tuple[str, ...] | None,
+) -> tuple[Verdict, str]:  # fmt: skip
+    model = CPU_MODELS[group.cpu]
+    cold = group.settings.options(group.solver)
+    changed = rec is None or (rec.policy_sha256, rec.invariant_sha256) != (
+        policy.text_hash, inv.text_hash
+    )
+    if group.recorded is None or changed:
+        return check(policy, inv, model, cold), ""
+    assert rec is not None  # noqa: S101
+    if rec.verdict == Status.VIOLATED.value and rec.trace is not None and not group.full:
+        events = list(rec.trace.events)
+        tail = len(inv.events) if inv.kind == "transition" else 0
+        ok, why = replay(policy, inv, model, cold, events, rec.params, len(events) - tail)
+        if ok:
+            verdict = Verdict(
+                status=Status.VIOLATED, depth=rec.depth, engine=rec.engine,
+                trace=rec.trace.events, details={"params": dict(rec.params)},
+            )  # fmt: skip
+            return verdict, "confirmed by replaying the recorded trace"
+        verdict = check(policy, inv, model, cold)
+        return verdict, f"the recorded trace no longer replays ({why})"
+    verdict = check(policy, inv, model, group.settings.options(group.solver, hints))
+    if rec.verdict == Status.PROVED.value and verdict.status is not Status.PROVED and hints:
+        again = check(policy, inv, model, cold)
+        note = "proved again without the recorded lemmas" if again.status is Status.PROVED else ""
+        return again, note
+    return verdict, ""
+
+
+def decide_matrix(
+    policies: list[str], invariants: list[Invariant], cpus: list[str], settings: Settings,
+    *, solver: str = "auto", jobs: int = 1, recorded: Mapping[str, ProofFile] | None = None,
+    full: bool = False, progress: Callable[[Outcome], None] | None = None,
+) -> list[tuple[Record, Outcome]]:  # fmt: skip
+    """Decide (``recorded`` None) or re-check every policy x invariant x CPU model.
+
+    Groups of one policy on one CPU model run in parallel with ``jobs > 1``.
+    """
+    solver = backend.resolve(solver)
+    groups = []
+    for name in policies:
+        pf = recorded.get(name) if recorded is not None else None
+        for cpu in cpus:
+            recs: tuple[Record | None, ...] | None = None
+            if recorded is not None:
+                by_key = {(r.invariant, r.cpu): r for r in (pf.records if pf else ())}
+                recs = tuple(by_key.get((inv.id, cpu)) for inv in invariants)
+            groups.append(_Group(name, cpu, tuple(invariants), settings, solver, recs, full))
+    results: list[tuple[Record, Outcome]] = []
+    if jobs > 1 and len(groups) > 1:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(groups))) as pool:
+            for chunk in pool.map(_run_group, groups):
+                for item in chunk:
+                    if progress is not None:
+                        progress(item[1])
+                results.extend(chunk)
+    else:
+        for group in groups:
+            for item in _run_group(group):
+                if progress is not None:
+                    progress(item[1])
+                results.append(item)
+    return results
+
+
+def stale_records(
+    recorded: Mapping[str, ProofFile], invariants: list[Invariant], cpus: list[str]
+) -> list[Outcome]:
+    """Recorded cells whose invariant or CPU model no longer exists."""
+    ids = {inv.id for inv in invariants}
+    return [
+        Outcome(policy=name, invariant=r.invariant, cpu=r.cpu, recorded=r.label, now="-",
+                agree=False, note="recorded, but no longer checked")  # fmt: skip
+        for name, pf in recorded.items()
+        for r in pf.records
+        if r.invariant not in ids or r.cpu not in cpus
+    ]
+
+
+def shipped_policy_names() -> list[str]:
+    """The names of the shipped policies, sorted."""
+    return [p.name for p in shipped_policies()]
