@@ -19,9 +19,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from fsgs_smt.engines.backend import UnavailableSolverError
 from fsgs_smt.errors import FsgsError, InputError
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.catalog import DEFAULT_POLICY, load_checked, shipped_policies
+from fsgs_smt.policy.invariants import load_policy_invariants
 from fsgs_smt.semantics.cpu import CPU_MODEL_NAMES, CPU_MODELS, DEFAULT_CPU
 from fsgs_smt.sim import simulate
 from fsgs_smt.source import Span
@@ -97,6 +99,9 @@ def _run(body: Callable[[], int]) -> None:
             raise
         print(exc.one_line(), file=sys.stderr)
         raise typer.Exit(ExitCode.BAD_INPUT) from None
+    except UnavailableSolverError as exc:
+        print(f"fsgs-smt: cannot run: {exc}", file=sys.stderr)
+        raise typer.Exit(ExitCode.CANNOT_RUN) from None
     except (FsgsError, Exception) as exc:
         if _state["debug"] or isinstance(exc, typer.Exit):
             raise
@@ -276,6 +281,9 @@ def prove_cmd(
     invariants_file: Annotated[
         Path | None, typer.Option("--invariants", help="An invariants file (default: shipped).")
     ] = None,
+    solver: Annotated[
+        SolverChoice, typer.Option(help="auto (bitwuzla if installed), z3 or bitwuzla.")
+    ] = SolverChoice.AUTO,
 ) -> None:
     """Prove each invariant of a policy on each CPU model, or find a counterexample."""
 
@@ -288,10 +296,11 @@ def prove_cmd(
         _check_positive("--jobs", jobs)
         pol = load_checked(policy)
         overrides = parse_settings(setting or [], pol)
-        invs = select_invariants(invariants_file, invariant or [])
+        own = load_policy_invariants(Path(pol.path))
+        invs = select_invariants(invariants_file, invariant or [], own)
         request = ProveRequest(
             policy=pol, invariants=invs, cpus=_models(cpu), depth=depth, engine=engine.value,
-            timeout=timeout, settings=overrides, jobs=jobs,
+            timeout=timeout, settings=overrides, jobs=jobs, solver=solver.value,
         )  # fmt: skip
         progress = Console(stderr=True) if sys.stderr.isatty() else None
         results = run_prove(request, progress=progress.print if progress else None)
@@ -336,7 +345,9 @@ def counterexample_cmd(
         _check_positive("--timeout", timeout)
         pol = load_checked(policy)
         overrides = parse_settings(setting or [], pol)
-        (inv,) = select_invariants(invariants_file, [invariant])
+        (inv,) = select_invariants(
+            invariants_file, [invariant], load_policy_invariants(Path(pol.path))
+        )
         model = _cpu_model(cpu, None)
         verdict, run = counterexample(pol, inv, model, depth, timeout, overrides)
         if run is None:

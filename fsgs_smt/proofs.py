@@ -50,6 +50,7 @@ from fsgs_smt.traces.fsgs_json import parse_trace, trace_to_json
 from fsgs_smt.traces.jsonpos import JArray, JNode, JNumber, JObject, JString, parse_json
 
 FORMAT = "fsgs-proofs/1"
+BAD_EVIDENCE = "the recorded evidence is wrong"
 DEFAULT_DIR = Path("proofs")
 
 
@@ -119,7 +120,9 @@ class Outcome:
 # ---------------------------------------------------------------- writing
 
 
-def record_of(policy: ast.Policy, inv: Invariant, cpu: str, verdict: Verdict, solver: str) -> Record:
+def record_of(
+    policy: ast.Policy, inv: Invariant, cpu: str, verdict: Verdict, solver: str
+) -> Record:
     """The record of *verdict* (evidence included)."""
     lemmas = verdict.details.get("lemmas", ())
     params = verdict.details.get("params", {})
@@ -272,9 +275,8 @@ def load(path: Path) -> ProofFile:
                     params[key] = int(text_value, 0)
                 except ValueError:
                     raise r.error(value, f"params.{key}: expected a number") from None
-        lemmas = tuple(
-            r.string(n, "lemma") for n in (r.array(items["lemmas"], "lemmas") if "lemmas" in items else ())
-        )
+        lemma_nodes = r.array(items["lemmas"], "lemmas") if "lemmas" in items else ()
+        lemmas = tuple(r.string(n, "lemma") for n in lemma_nodes)
         records.append(Record(
             invariant=s("invariant"), cpu=cpu, verdict=verdict,
             depth=int(r.number(r.need(items, "depth", node, "record"), "depth")),
@@ -303,7 +305,6 @@ class _Group:
 
 def _run_group(group: _Group) -> list[tuple[Record, Outcome]]:
     policy = load_checked(group.policy_ref)
-    model = CPU_MODELS[group.cpu]
     out = []
     recorded = group.recorded or (None,) * len(group.invariants)
     hints = tuple(sorted({n for r in recorded if r is not None for n in r.lemmas})) or None
@@ -313,6 +314,7 @@ def _run_group(group: _Group) -> list[tuple[Record, Outcome]]:
         seconds = time.monotonic() - start
         now = record_of(policy, inv, group.cpu, verdict, group.solver)
         agree = rec is not None and (rec.verdict, rec.depth) == (now.verdict, now.depth)
+        agree = agree and not note.startswith(BAD_EVIDENCE)
         if rec is not None and (rec.policy_sha256, rec.invariant_sha256) != (
             now.policy_sha256, now.invariant_sha256,
         ):  # fmt: skip
@@ -340,10 +342,13 @@ def _decide(
     if group.recorded is None or changed:
         return check(policy, inv, model, cold), ""
     assert rec is not None  # noqa: S101
-    if rec.verdict == Status.VIOLATED.value and rec.trace is not None and not group.full:
+    replayable = inv.kind != "noninterference"  # a pair of traces: decided again instead
+    if rec.verdict == Status.VIOLATED.value and rec.trace and replayable and not group.full:
         events = list(rec.trace.events)
         tail = len(inv.events) if inv.kind == "transition" else 0
         ok, why = replay(policy, inv, model, cold, events, rec.params, len(events) - tail)
+        if ok and len(events) - tail != rec.depth:
+            ok, why = False, f"{len(events) - tail} events before the invariant's, not {rec.depth}"
         if ok:
             verdict = Verdict(
                 status=Status.VIOLATED, depth=rec.depth, engine=rec.engine,
@@ -351,7 +356,7 @@ def _decide(
             )  # fmt: skip
             return verdict, "confirmed by replaying the recorded trace"
         verdict = check(policy, inv, model, cold)
-        return verdict, f"the recorded trace no longer replays ({why})"
+        return verdict, f"{BAD_EVIDENCE}: the recorded trace does not replay ({why})"
     verdict = check(policy, inv, model, group.settings.options(group.solver, hints))
     if rec.verdict == Status.PROVED.value and verdict.status is not Status.PROVED and hints:
         again = check(policy, inv, model, cold)
@@ -402,8 +407,10 @@ def stale_records(
     """Recorded cells whose invariant or CPU model no longer exists."""
     ids = {inv.id for inv in invariants}
     return [
-        Outcome(policy=name, invariant=r.invariant, cpu=r.cpu, recorded=r.label, now="-",
-                agree=False, note="recorded, but no longer checked")  # fmt: skip
+        Outcome(
+            policy=name, invariant=r.invariant, cpu=r.cpu, recorded=r.label, now="-",
+            agree=False, note="recorded, but no longer checked",
+        )
         for name, pf in recorded.items()
         for r in pf.records
         if r.invariant not in ids or r.cpu not in cpus

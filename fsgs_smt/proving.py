@@ -34,13 +34,23 @@ def shipped_invariants() -> list[Invariant]:
     return out
 
 
-def select_invariants(path: Path | None, ids: list[str]) -> list[Invariant]:
-    """The invariants of *path* (default: the shipped ones), restricted to *ids* if given.
+def select_invariants(
+    path: Path | None, ids: list[str], extra: list[Invariant] | None = None
+) -> list[Invariant]:
+    """The invariants of *path* (default: the shipped ones) and *extra* (a policy's own
+    ``invariants:`` section), restricted to *ids* if given.
 
     Raises:
-        InputError: an unknown id.
+        InputError: an unknown id, or an extra invariant whose id is already taken.
     """
     invs = load_invariants(path) if path is not None else shipped_invariants()
+    taken = {i.id: i for i in invs}
+    for inv in extra or []:
+        if inv.id in taken:
+            raise InputError(inv.span, f"invariant id {inv.id!r} is already used (at "
+                                       f"{taken[inv.id].span}): expected a new id")  # fmt: skip
+        taken[inv.id] = inv
+        invs.append(inv)
     if not ids:
         return invs
     by_id = {i.id: i for i in invs}
@@ -67,6 +77,7 @@ class ProveRequest:
     timeout: float = 600.0
     settings: Mapping[str, bool | int] | None = None
     jobs: int = 1
+    solver: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +92,7 @@ class Result:
 def _one_cpu(request: ProveRequest, cpu: str) -> list[Result]:
     options = Options(
         depth=request.depth, engine=request.engine, timeout=request.timeout,
-        settings=request.settings,
+        settings=request.settings, solver=request.solver,
     )  # fmt: skip
     return [
         Result(inv, cpu, check(request.policy, inv, CPU_MODELS[cpu], options))
@@ -101,7 +112,7 @@ def run_prove(request: ProveRequest, progress: Callable[[str], None] | None = No
             row: list[Result] = []
             options = Options(
                 depth=request.depth, engine=request.engine, timeout=request.timeout,
-                settings=request.settings,
+                settings=request.settings, solver=request.solver,
             )  # fmt: skip
             for inv in request.invariants:
                 if progress is not None:

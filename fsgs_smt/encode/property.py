@@ -23,7 +23,6 @@ from fsgs_smt.policy.invariants import Invariant, ParamRef, is_any_other
 from fsgs_smt.semantics import events as ev
 from fsgs_smt.semantics.props import Evaluator, result_names, view
 
-
 _TEMPLATE_TAG = "tmpl"
 
 

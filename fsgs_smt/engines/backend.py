@@ -44,7 +44,7 @@ def resolve(name: str) -> str:
     if name == "auto":
         return "bitwuzla" if bitwuzla_available() else "z3"
     if name == "bitwuzla" and not bitwuzla_available():
-        raise UnavailableSolver("bitwuzla is not installed (pip install bitwuzla)")
+        raise UnavailableSolverError("bitwuzla is not installed (pip install bitwuzla)")
     return name
 
 
@@ -57,11 +57,11 @@ def version(name: str) -> str:
     return f"z3 {z3.get_version_string()}"
 
 
-class UnavailableSolver(Exception):
+class UnavailableSolverError(Exception):
     """The chosen solver is not installed."""
 
 
-class Untranslatable(Exception):
+class UntranslatableError(Exception):
     """A z3 operator the bitwuzla translation does not cover."""
 
 
@@ -106,7 +106,7 @@ class Model:
     def __init__(self, evaluate: Callable[[Any], Any]) -> None:
         self._evaluate = evaluate
 
-    def eval(self, term: Any, model_completion: bool = True) -> Any:  # noqa: ARG002 - z3's API
+    def eval(self, term: Any, model_completion: bool = True) -> Any:
         """The value of *term* as a z3 value (unassigned constants count as zero)."""
         return self._evaluate(term)
 
@@ -190,7 +190,7 @@ class _Bitwuzla:
     def add(self, term: Any) -> None:
         try:
             self.solver.assert_formula(self.translate(term))
-        except Untranslatable as exc:
+        except UntranslatableError as exc:
             self.failed = str(exc)
 
     def check(self, assumptions: list[Any], left_ms: int | None) -> Answer:
@@ -198,7 +198,7 @@ class _Bitwuzla:
             return Answer("unknown", f"bitwuzla: {self.failed}")
         try:
             terms = [self.translate(a) for a in assumptions]
-        except Untranslatable as exc:
+        except UntranslatableError as exc:
             return Answer("unknown", f"bitwuzla: {exc}")
         self.terminator.end = None if left_ms is None else time.monotonic() + left_ms / 1000
         result = self.solver.check_sat(*terms)
@@ -302,7 +302,7 @@ class _Translator:
             return self.tm.mk_bool_sort()
         if z3.is_bv(e):
             return self.tm.mk_bv_sort(e.size())
-        raise Untranslatable(f"unsupported sort {e.sort()}")
+        raise UntranslatableError(f"unsupported sort {e.sort()}")
 
     def _node(self, e: Any) -> Any:
         tm = self.tm
@@ -327,4 +327,4 @@ class _Translator:
             return tm.mk_term(self.nary[kind], args)
         if kind in self.indexed:
             return tm.mk_term(self.indexed[kind], args, e.params())
-        raise Untranslatable(f"operator {e.decl().name()} is not translated")
+        raise UntranslatableError(f"operator {e.decl().name()} is not translated")

@@ -180,9 +180,9 @@ def candidates(system: System) -> list[Candidate]:
     for k in range(system.bounds.ldt_slots):
         out.append((f"mm.ldt{k} well-formed", _well_formed(d, f"mm.ldt{k}")))
     for seg_enum in Seg:
-        for field in ("index", "base"):
-            name = f"stopped task restores its saved {seg_enum.value} {field}"
-            out.append((name, _restores(system, seg_enum, field)))
+        for part in ("index", "base"):
+            name = f"stopped task restores its saved {seg_enum.value} {part}"
+            out.append((name, _restores(system, seg_enum, part)))
     return out
 
 

@@ -340,9 +340,28 @@ def load_invariants(path: Path) -> list[Invariant]:
     version = w.require(top, "fsgs-invariants", node, "invariants file")
     if w.scalar(version, "fsgs-invariants", int, "1") != 1:
         raise w.error(version, "fsgs-invariants: expected 1")
+    return _invariants(w, text, w.require(top, "invariants", node, "invariants file"))
+
+
+def load_policy_invariants(path: Path) -> list[Invariant]:
+    """The invariants of a policy file's optional ``invariants:`` section (same format).
+
+    Raises:
+        InputError: as `load_invariants`, located in the policy file.
+    """
+    text, node = _read(path)
+    if not isinstance(node, yaml.MappingNode):
+        return []  # the policy loader reports what is wrong with such a file
+    for key, value in node.value:
+        if isinstance(key, yaml.ScalarNode) and key.value == "invariants":
+            return _invariants(_InvWalker(str(path), text), text, value)
+    return []
+
+
+def _invariants(w: _InvWalker, text: str, seq: yaml.Node) -> list[Invariant]:
     out: list[Invariant] = []
     seen: dict[str, Span] = {}
-    for item in w.sequence(w.require(top, "invariants", node, "invariants file"), "invariants"):
+    for item in w.sequence(seq, "invariants"):
         keys = w.mapping(item, "invariant", _INV_KEYS)
         inv_id = w.identifier_or_dashed(w.require(keys, "id", item, "invariant"), "id")
         span = w.span(item)

@@ -29,7 +29,7 @@ T = TypeVar("T")
 
 POLICY_KEYS = (
     "fsgs-policy", "name", "title", "description", "include", "settings", "constants",
-    "functions", "procedures", "setregs", "hooks", "state",
+    "functions", "procedures", "setregs", "hooks", "state", "invariants",
 )  # fmt: skip
 LIB_KEYS = ("fsgs-policy-lib", "title", "description", "constants", "functions", "procedures")
 

@@ -362,6 +362,12 @@ def policy_schema() -> dict[str, object]:
             "setregs": _setregs_schema(),
             "hooks": _hooks_schema(),
             "state": _state_schema(),
+            "invariants": {
+                "description": "The policy's own invariants, in the format of "
+                "specs/invariants/*.yaml (checked by `fsgs-smt prove` with the shipped ones).",
+                "type": "array",
+                "items": {"type": "object", "required": ["id", "statement", "source"]},
+            },
         },
         "required": ["fsgs-policy", "name", "title", "settings", "setregs", "hooks"],
         "additionalProperties": False,

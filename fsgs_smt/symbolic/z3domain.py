@@ -30,7 +30,7 @@ _L_TRUE, _L_FALSE = z3.Z3_L_TRUE, z3.Z3_L_FALSE
 
 def _bvc(term: Any) -> int | None:
     if isinstance(term, z3.BitVecNumRef):
-        return term.as_long()
+        return int(term.as_long())
     if isinstance(term, z3.ExprRef) and z3.Z3_is_numeral_ast(term.ctx_ref(), term.as_ast()):
         return int(z3.Z3_get_numeral_string(term.ctx_ref(), term.as_ast()))
     return None

@@ -1,0 +1,248 @@
+# SPDX-License-Identifier: MIT
+"""proofs/: the recorded matrix, its file format, and what `fsgs-smt check` compares.
+
+The shipped records are tested here without a solver (hashes, replayed counterexamples,
+agreement with the domain reference); `.ci/run` runs `fsgs-smt check`, which re-proves them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fsgs_smt import proofs as pr
+from fsgs_smt.cli import app
+from fsgs_smt.errors import InputError
+from fsgs_smt.encode.system import other_actions
+from fsgs_smt.pipeline import Options, evaluate, replay
+from fsgs_smt.policy.catalog import load_checked
+from fsgs_smt.proving import shipped_invariants
+from fsgs_smt.semantics import events as ev
+from fsgs_smt.semantics.cpu import CPU_MODEL_NAMES, CPU_MODELS
+
+ROOT = Path(__file__).resolve().parents[2]
+PROOFS = ROOT / "proofs"
+POLICIES = pr.shipped_policy_names()
+INVARIANTS = {inv.id: inv for inv in shipped_invariants()}
+RECORDED = {name: pr.load(pr.path_for(PROOFS, name)) for name in POLICIES}
+
+
+def _cell(policy: str, inv: str, cpu: str) -> pr.Record:
+    (rec,) = [r for r in RECORDED[policy].records if (r.invariant, r.cpu) == (inv, cpu)]
+    return rec
+
+
+# ------------------------------------------------------------------ the shipped records
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_every_cell_is_recorded_for_the_current_policy_and_invariants(policy: str) -> None:
+    pf = RECORDED[policy]
+    assert pf.policy == policy
+    cells = {(r.invariant, r.cpu) for r in pf.records}
+    assert cells == {(i, c) for i in INVARIANTS for c in CPU_MODEL_NAMES}
+    text_hash = load_checked(policy).text_hash
+    for r in pf.records:
+        assert r.policy_sha256 == text_hash, f"{policy} changed: run fsgs-smt check --update"
+        assert r.invariant_sha256 == INVARIANTS[r.invariant].text_hash, r.invariant
+        assert r.verdict != "UNKNOWN", (r.invariant, r.cpu, r.reason)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_the_files_are_canonical(policy: str) -> None:
+    path = pr.path_for(PROOFS, policy)
+    assert path.read_text() == pr.dumps(pr.load(path))
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_every_recorded_counterexample_replays_on_the_simulator(policy: str) -> None:
+    pol = load_checked(policy)
+    for r in RECORDED[policy].records:
+        if r.verdict != "VIOLATED" or r.engine == "ni-bmc":
+            continue
+        assert r.trace is not None, r
+        inv = INVARIANTS[r.invariant]
+        events = list(r.trace.events)
+        tail = len(inv.events) if inv.kind == "transition" else 0
+        ok, why = replay(pol, inv, CPU_MODELS[r.cpu], Options(), events, r.params,
+                         len(events) - tail)  # fmt: skip
+        assert ok, (policy, r.invariant, r.cpu, why)
+        assert len(events) - tail == r.depth
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_proved_cells_carry_their_lemmas(policy: str) -> None:
+    for r in RECORDED[policy].records:
+        if r.verdict == "PROVED" and r.engine == "houdini":
+            assert r.lemmas, (r.invariant, r.cpu)
+
+
+# The domain reference (§3, §6.1) and the issue's list of expected verdicts.
+EXPECTED = [
+    *[("linux-5.9", "Q1a", cpu, "PROVED") for cpu in CPU_MODEL_NAMES],
+    *[("lutomirski-2016", "Q1a", cpu, "VIOLATED") for cpu in CPU_MODEL_NAMES],
+    ("linux-4.6", "Q1a", "intel", "VIOLATED"),
+    ("linux-4.7", "Q1a", "intel", "VIOLATED"),
+    ("linux-4.13", "Q1a", "intel", "VIOLATED"),
+    ("linux-4.6", "no-cross-task-leak", "amd-legacy", "VIOLATED"),
+    *[("linux-5.9", "ptrace-roundtrip-accepted", cpu, "VIOLATED") for cpu in CPU_MODEL_NAMES],
+    *[("linux-5.9", q, cpu, "PROVED") for q in ("Q1b", "Q2a", "Q2b", "Q3", "Q4")
+      for cpu in CPU_MODEL_NAMES],
+    *[("linux-5.9", "kernel-never-loads-noncanonical", cpu, "PROVED") for cpu in CPU_MODEL_NAMES],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("policy", "inv", "cpu", "verdict"), EXPECTED)
+def test_recorded_verdicts_agree_with_the_domain_reference(
+    policy: str, inv: str, cpu: str, verdict: str
+) -> None:
+    assert _cell(policy, inv, cpu).verdict == verdict
+
+
+def _ops(rec: pr.Record) -> list[str]:
+    assert rec.trace is not None
+    return [type(e).__name__ for e in rec.trace.events]
+
+
+def _breaks(policy: str, inv_id: str, prefix: list[ev.Event], **params: int) -> bool:
+    """Does the simulator break *inv_id* after *prefix* (its events instantiated)?"""
+    from fsgs_smt.encode.property import _instantiate  # noqa: PLC0415
+
+    inv = INVARIANTS[inv_id]
+    tail = _instantiate(inv.events, params, {}, (len(other_actions()),) * 4)
+    holds, _ = evaluate(load_checked(policy), inv, CPU_MODELS["intel"], Options(),
+                        [*prefix, *tail], params, len(prefix))  # fmt: skip
+    return not holds
+
+
+@pytest.mark.parametrize("policy", ["linux-4.6", "linux-4.7", "linux-4.13"])
+def test_old_kernels_lose_the_base_of_a_null_selector_on_intel(policy: str) -> None:
+    """ARCH_SET_GS, then mov $0,%gs, then a switch (reference §3, Q1a): the recorded
+    counterexample is a shortest one; this is the reference's own."""
+    prefix = [
+        ev.ArchPrctl(code=ev.ArchCode.SET_GS, value=0x200000000),  # above 4 GiB: no GDT slot
+        ev.MovSeg(seg=ev.Seg.GS, selector=0),
+    ]
+    assert _breaks(policy, "Q1a", prefix)
+    assert not _breaks("linux-5.9", "Q1a", prefix)
+
+
+def test_the_2016_proposal_loses_a_wrgsbase_under_a_nonzero_selector() -> None:
+    """A nonzero selector plus WRGSBASE, then a switch (reference §3, PA)."""
+    rec = _cell("lutomirski-2016", "Q1a", "intel")
+    assert rec.trace is not None
+    events = rec.trace.events
+    assert any(isinstance(e, ev.MovSeg) and e.selector != 0 for e in events)
+    assert any(isinstance(e, ev.WrBase) for e in events)
+    assert isinstance(events[-1], ev.Yield)
+
+
+def test_a_kernel_half_gs_base_makes_setregs_fail() -> None:
+    """WRGSBASE of a kernel-half base, then GETREGS + SETREGS of the same values: EIO
+    (the recorded, equally short counterexample is a null selector with RPL 1)."""
+    prefix = [ev.WrBase(seg=ev.Seg.GS, value=0xFFFF800000000000)]
+    assert _breaks("linux-5.9", "ptrace-roundtrip-accepted", prefix)
+    assert not _breaks("linux-5.9", "ptrace-roundtrip-accepted",
+                       [ev.WrBase(seg=ev.Seg.GS, value=0x7000)])  # fmt: skip
+
+
+# ------------------------------------------------------------------ the file format
+
+
+def _sample() -> pr.ProofFile:
+    rec = _cell("linux-5.9", "ptrace-roundtrip-accepted", "intel")
+    return pr.ProofFile(policy="linux-5.9", settings=RECORDED["linux-5.9"].settings,
+                        records=(rec, _cell("linux-5.9", "Q1a", "intel")))  # fmt: skip
+
+
+def test_dumps_and_load_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(pr.dumps(_sample()))
+    again = pr.load(path)
+    assert again == replace(_sample(), records=tuple(sorted(
+        _sample().records, key=lambda r: (r.invariant, r.cpu))))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.update(format="fsgs-proofs/9"), "format: expected 'fsgs-proofs/1'"),
+        (lambda d: d.update(extra=1), "unknown key 'extra' in proofs file"),
+        (lambda d: d["records"][0].update(verdict="MAYBE"), "verdict: expected one of"),
+        (lambda d: d["records"][0].update(cpu="m68k"), "cpu: expected one of"),
+        (lambda d: d["records"][0].pop("solver"), "missing key 'solver' in record"),
+        (lambda d: d["settings"].update(depth=-1), "depth: expected a non-negative number"),
+        (lambda d: d["records"][1]["trace"].update(events=[{"op": "nope"}]), "trace:"),
+    ],
+)
+def test_a_malformed_proofs_file_is_one_located_error(tmp_path: Path, edit, message) -> None:  # type: ignore[no-untyped-def]
+    doc = json.loads(pr.dumps(_sample()))
+    doc["records"].sort(key=lambda r: "trace" in r)  # records[1] has the trace
+    edit(doc)
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(doc, indent=2))
+    with pytest.raises(InputError) as info:
+        pr.load(path)
+    line = info.value.one_line()
+    assert line.startswith(f"{path}:") and message in line, line
+    assert "\n" not in line
+
+
+def test_check_without_recorded_proofs_is_bad_input(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["check", "--proofs", str(tmp_path), "--policy", "linux-5.9"])
+    assert result.exit_code == 2
+    assert "no recorded proofs for linux-5.9" in result.output
+
+
+def test_check_of_an_unknown_policy_is_bad_input() -> None:
+    result = CliRunner().invoke(app, ["check", "--policy", "linux-9.9"])
+    assert result.exit_code == 2
+    assert "unknown policy 'linux-9.9'" in result.output
+
+
+# ------------------------------------------------------------------ check finds differences
+
+
+def _only(policy: str, inv_id: str, cpu: str, rec: pr.Record) -> list[pr.Outcome]:
+    recorded = {policy: replace(RECORDED[policy], records=(rec,))}
+    results = pr.decide_matrix([policy], [INVARIANTS[inv_id]], [cpu],
+                               RECORDED[policy].settings, recorded=recorded)  # fmt: skip
+    return [o for _, o in results]
+
+
+def test_check_confirms_a_recorded_counterexample_by_replaying_it() -> None:
+    rec = _cell("linux-5.9", "ptrace-roundtrip-accepted", "intel")
+    (o,) = _only("linux-5.9", "ptrace-roundtrip-accepted", "intel", rec)
+    assert o.agree and o.now == "VIOLATED" and "replaying" in o.note
+
+
+def test_check_reports_a_counterexample_whose_depth_was_tampered_with() -> None:
+    rec = _cell("linux-5.9", "ptrace-roundtrip-accepted", "intel")
+    forged = replace(rec, depth=rec.depth + 1)
+    (o,) = _only("linux-5.9", "ptrace-roundtrip-accepted", "intel", forged)
+    assert not o.agree
+
+
+def test_check_reports_a_verdict_that_changed() -> None:
+    """The record says PROVED; the counterexample is found again, so check differs."""
+    rec = _cell("linux-5.9", "ptrace-roundtrip-accepted", "intel")
+    forged = replace(rec, verdict="PROVED", depth=1, engine="houdini", trace=None, params={},
+                     lemmas=_cell("linux-5.9", "Q1a", "intel").lemmas)  # fmt: skip
+    (o,) = _only("linux-5.9", "ptrace-roundtrip-accepted", "intel", forged)
+    assert not o.agree and o.recorded == "PROVED" and o.now == "VIOLATED"
+
+
+def test_check_reports_a_changed_invariant() -> None:
+    rec = _cell("linux-5.9", "Q4", "intel")
+    (o,) = _only("linux-5.9", "Q4", "intel", replace(rec, invariant_sha256="0" * 64))
+    assert not o.agree and "changed since it was recorded" in o.note
+
+
+def test_check_reproves_a_recorded_proof_from_its_lemmas() -> None:
+    rec = _cell("linux-5.9", "kernel-never-loads-noncanonical", "intel")
+    (o,) = _only("linux-5.9", "kernel-never-loads-noncanonical", "intel", rec)
+    assert o.agree and o.now == "PROVED"
