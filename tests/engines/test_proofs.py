@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from fsgs_smt import proofs as pr
 from fsgs_smt.cli import app
-from fsgs_smt.errors import InputError
 from fsgs_smt.encode.system import other_actions
+from fsgs_smt.errors import InputError
 from fsgs_smt.pipeline import Options, evaluate, replay
 from fsgs_smt.policy.catalog import load_checked
 from fsgs_smt.proving import shipped_invariants
