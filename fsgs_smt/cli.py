@@ -223,6 +223,7 @@ class EngineChoice(enum.Enum):
     AUTO = "auto"
     BMC = "bmc"
     KIND = "kind"
+    PDR = "pdr"
 
 
 class SolverChoice(enum.Enum):
@@ -264,7 +265,8 @@ def prove_cmd(
     ] = None,
     depth: Annotated[int, typer.Option(help="BMC depth for counterexamples.")] = 6,
     engine: Annotated[
-        EngineChoice, typer.Option(help="auto: lemmas + BMC; bmc; kind: k-induction.")
+        EngineChoice,
+        typer.Option(help="auto: lemmas + BMC; bmc; kind: k-induction; pdr: Spacer + BMC."),
     ] = EngineChoice.AUTO,
     timeout: Annotated[float, typer.Option(help="Seconds per invariant and CPU model.")] = 600.0,
     jobs: Annotated[int, typer.Option(help="CPU models checked in parallel.")] = 1,
