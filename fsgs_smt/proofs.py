@@ -200,9 +200,11 @@ class _Reader:
             raise self.error(node, f"{what}: expected a string")
         return node.value
 
-    def number(self, node: JNode, what: str) -> int | float:
-        if not isinstance(node, JNumber) or node.value < 0:
-            raise self.error(node, f"{what}: expected a non-negative number")
+    def number(self, node: JNode, what: str, *, positive: bool = False) -> int | float:
+        ok = isinstance(node, JNumber) and (node.value > 0 if positive else node.value >= 0)
+        if not ok or not isinstance(node, JNumber):
+            kind = "a positive" if positive else "a non-negative"
+            raise self.error(node, f"{what}: expected {kind} number")
         return node.value
 
     def array(self, node: JNode, what: str) -> tuple[JNode, ...]:
@@ -237,11 +239,12 @@ def load(path: Path) -> ProofFile:
     policy = r.string(r.need(top, "policy", root, "proofs file"), "policy")
     snode = r.need(top, "settings", root, "proofs file")
     sitems = r.obj(snode, "settings", ("depth", "timeout", "ncpus", "ldt_slots"))
+    def setting(key: str) -> int | float:
+        return r.number(r.need(sitems, key, snode, "settings"), key, positive=True)
+
     settings = Settings(
-        depth=int(r.number(r.need(sitems, "depth", snode, "settings"), "depth")),
-        timeout=float(r.number(r.need(sitems, "timeout", snode, "settings"), "timeout")),
-        ncpus=int(r.number(r.need(sitems, "ncpus", snode, "settings"), "ncpus")),
-        ldt_slots=int(r.number(r.need(sitems, "ldt_slots", snode, "settings"), "ldt_slots")),
+        depth=int(setting("depth")), timeout=float(setting("timeout")),
+        ncpus=int(setting("ncpus")), ldt_slots=int(setting("ldt_slots")),
     )
     records = []
     for node in r.array(r.need(top, "records", root, "proofs file"), "records"):

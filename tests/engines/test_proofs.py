@@ -175,7 +175,10 @@ def test_dumps_and_load_round_trip(tmp_path: Path) -> None:
         (lambda d: d["records"][0].update(verdict="MAYBE"), "verdict: expected one of"),
         (lambda d: d["records"][0].update(cpu="m68k"), "cpu: expected one of"),
         (lambda d: d["records"][0].pop("solver"), "missing key 'solver' in record"),
-        (lambda d: d["settings"].update(depth=-1), "depth: expected a non-negative number"),
+        (lambda d: d["settings"].update(depth=-1), "depth: expected a positive number"),
+        (lambda d: d["settings"].update(timeout=0), "timeout: expected a positive number"),
+        (lambda d: d["settings"].update(ncpus="two"), "ncpus: expected a positive number"),
+        (lambda d: d["records"][0].update(depth="x"), "depth: expected a non-negative number"),
         (lambda d: d["records"][1]["trace"].update(events=[{"op": "nope"}]), "trace:"),
     ],
 )
