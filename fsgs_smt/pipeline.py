@@ -140,12 +140,7 @@ def _prove_by_lemmas(
     if why:
         return Verdict(status=Status.UNKNOWN, depth=0, engine="houdini", reason=why)
     s = system.state(0)
-    if prop.inv.kind == "state":
-        goals = [prop.holds(s, "0")]
-    else:
-        from fsgs_smt.encode.property import instances  # noqa: PLC0415
-
-        goals = [prop.holds_instance(s, "0", inst) for inst in instances(prop.inv)]
+    goals = [prop.holds(s, "0")]
     if prop.inv.kind == "transition":
         vacuous = _vacuous(system, prop, lemmas, deadline, options)
         if vacuous is not None:  # VACUOUS, or UNKNOWN when that could not be decided
@@ -237,28 +232,18 @@ def _vacuous(
     system: System, prop: Property, lemmas: Lemmas, deadline: Deadline, options: Options
 ) -> Verdict | None:
     """VACUOUS if no world satisfying the inductive lemmas meets the invariant's premises."""
-    import z3  # noqa: PLC0415
-
-    from fsgs_smt.encode.property import instances  # noqa: PLC0415
-
     s = system.state(0)
-    for inst in instances(prop.inv):
-        own, other = prop.param_vars("0")
-        names = prop.run(system.sem, s, own, other, inst)
-        premise = names["before.running"]
-        if prop.inv.assume is not None:
-            premise = z3.And(premise, prop.ev.eval(prop.inv.assume, names))
-        solver = Solver(options.solver)
-        solver.add(lemmas.conj(s), premise)
-        answer = solver.check(deadline=deadline.left_ms)
-        if answer.result == "unknown":  # a proof of an unsatisfiable premise is no proof
-            return Verdict(
-                status=Status.UNKNOWN, depth=0, engine="houdini",
-                reason=f"could not decide whether the premises of {prop.inv.id} are "
-                f"satisfiable: {answer.reason}",
-            )  # fmt: skip
-        if answer.result == "sat":
-            return None
+    solver = Solver(options.solver)
+    solver.add(lemmas.conj(s), prop.premise(s, "0"))
+    answer = solver.check(deadline=deadline.left_ms)
+    if answer.result == "unknown":  # a proof of an unsatisfiable premise is no proof
+        return Verdict(
+            status=Status.UNKNOWN, depth=0, engine="houdini",
+            reason=f"could not decide whether the premises of {prop.inv.id} are "
+            f"satisfiable: {answer.reason}",
+        )  # fmt: skip
+    if answer.result == "sat":
+        return None
     return Verdict(
         status=Status.VACUOUS, depth=0, engine="houdini",
         reason=f"the premises of {prop.inv.id} (the task running, and its assume) hold in no "
@@ -338,11 +323,7 @@ def _decode(system: System, prop: Property, search: Search) -> tuple[list[Event]
     events = system.decode(search.model, search.depth)
     params: dict[str, int] = {}
     if prop.inv.kind == "transition":
-        found = prop.concrete_events(search.model, str(search.depth))
-        assert found is not None  # noqa: S101 - the model violates some instance
-        tail, _ = found
-        own, _ = prop.param_vars(str(search.depth))
-        params = {n: search.model.eval(v, model_completion=True).as_long() for n, v in own.items()}
+        tail, params = prop.concrete_events(search.model, str(search.depth))
         events.extend(tail)
     return events, params
 

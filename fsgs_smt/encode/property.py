@@ -5,15 +5,18 @@ Layer: encode. Imports z3, `encode.system`, `semantics.props`, `policy.invariant
 
 A state invariant is its expression over the world's view. A transition invariant is
 turned into the state predicate "running the invariant's events from this world
-satisfies ``assume => expect``" (the task must be running before them); ``other: any``
-becomes a conjunction over every action the other task could take.
+satisfies ``assume => expect``" (the task must be running before them). Its parameters
+are free variables: the invariant's own (``p.c@tag``), the other task's action
+parameters (``o.val@tag``, ...) and, per ``other: any``, the choice of the other task's
+action (``o.any0@tag``: one of `other_actions`, or nothing). A query that asks for a
+violation therefore asks for one under some choice; a proof that no world violates the
+predicate covers every choice.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import z3
@@ -24,31 +27,38 @@ from fsgs_smt.semantics import events as ev
 from fsgs_smt.semantics.props import Evaluator, result_names, view
 
 _TEMPLATE_TAG = "tmpl"
+CHOICE_WIDTH = 4  # enough for len(other_actions()) + 1 choices
 
 
-@dataclass(frozen=True, slots=True)
-class Instance:
-    """One way of instantiating a transition invariant's events (a choice per ``other: any``)."""
-
-    choices: tuple[int, ...]  # index into other_actions() (len = none) per AnyOther
+def any_count(inv: Invariant) -> int:
+    """How many ``other: any`` yields the invariant's events have."""
+    return sum(1 for e in inv.events if is_any_other(e))
 
 
-def _instantiate(
+def other_choice(actions_len: int, value: int) -> int:
+    """The alternative a choice variable's *value* selects (out of range: nothing)."""
+    return min(value, actions_len)
+
+
+def _other_events(choice: int, oparams: Mapping[str, Any]) -> tuple[ev.Event, ...]:
+    actions = other_actions()
+    return () if choice >= len(actions) else (actions[choice][1](oparams),)
+
+
+def instantiate(
     events: tuple[ev.Event, ...], values: Mapping[str, Any], oparams: Mapping[str, Any],
     choices: tuple[int, ...],
 ) -> list[ev.Event]:  # fmt: skip
-    """*events* with parameters replaced by *values* and each ``other: any`` by a choice."""
-    actions = other_actions()
+    """*events* with parameters replaced by *values* and the k-th ``other: any`` by the
+    other task's action ``choices[k]`` (an index into `other_actions`; out of range: none)."""
     out: list[ev.Event] = []
     k = 0
     for event in events:
         if is_any_other(event):
-            choice = choices[k]
+            out.append(ev.Yield(other=_other_events(choices[k], oparams)))
             k += 1
-            other = () if choice == len(actions) else (actions[choice][1](oparams),)
-            out.append(ev.Yield(other=other))
-            continue
-        out.append(_subst(event, values))
+        else:
+            out.append(_subst(event, values))
     return out
 
 
@@ -69,17 +79,10 @@ def _subst(event: Any, values: Mapping[str, Any]) -> Any:
     return replace(event, **changes) if changes else event
 
 
-def instances(inv: Invariant) -> list[Instance]:
-    """Every combination of other-task choices the invariant's events allow."""
-    n = sum(1 for e in inv.events if is_any_other(e))
-    size = len(other_actions()) + 1
-    return [Instance(c) for c in itertools.product(range(size), repeat=n)]
-
-
 class Property:
     """An invariant over the worlds of a `System`, in the z3 domain.
 
-    Like the transition, each predicate is built once over the template world (running the
+    Like the transition, the predicate is built once over the template world (running the
     invariant's events symbolically is the expensive part) and instantiated per world and
     tag by substitution.
     """
@@ -104,14 +107,16 @@ class Property:
         return z3.substitute(self._templates[key], *pairs)
 
     def param_vars(self, tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The invariant's own parameters and the other task's, at *tag*."""
+        """The invariant's own parameters, and the other task's (with the choices), at *tag*."""
         d = self.system.d
         own = {n: d.var(f"p.{n}@{tag}", w) for n, w in self.inv.params.items()}
         other = {n: d.var(f"o.{n}@{tag}", w) for n, w in PARAMS.items()}
+        for k in range(any_count(self.inv)):
+            other[f"any{k}"] = d.var(f"o.any{k}@{tag}", CHOICE_WIDTH)
         return own, other
 
     def holds(self, s: Mapping[str, Any], tag: str) -> Any:
-        """The invariant holds in world *s* (parameters named with *tag*)."""
+        """The invariant holds in world *s* (for the parameters named with *tag*)."""
         return self._instantiate_template("holds", self._holds, s, tag)
 
     def _holds(self, s: Mapping[str, Any], tag: str) -> Any:
@@ -119,23 +124,21 @@ class Property:
         if inv.kind == "state":
             assert inv.always is not None  # noqa: S101
             return self.ev.eval(inv.always, view(self.system.sem, s))
-        parts = [self.holds_instance(s, tag, i) for i in instances(inv)]
-        return z3.And(parts) if len(parts) > 1 else parts[0]
-
-    def holds_instance(self, s: Mapping[str, Any], tag: str, inst: Instance) -> Any:
-        """The transition invariant for one choice of the other task's actions."""
-        return self._instantiate_template(
-            inst, lambda s, tag: self._holds_instance(s, tag, inst), s, tag
-        )
-
-    def _holds_instance(self, s: Mapping[str, Any], tag: str, inst: Instance) -> Any:
-        sem = self.system.sem
         own, other = self.param_vars(tag)
-        names = self.run(sem, s, own, other, inst)
-        assume = self.ev.eval(self.inv.assume, names) if self.inv.assume is not None else True
-        assert self.inv.expect is not None  # noqa: S101
-        expect = self.ev.eval(self.inv.expect, names)
+        names = self.run(s, own, other)
+        assume = self.ev.eval(inv.assume, names) if inv.assume is not None else True
+        assert inv.expect is not None  # noqa: S101
+        expect = self.ev.eval(inv.expect, names)
         return z3.Implies(z3.And(names["before.running"], assume), expect)
+
+    def premise(self, s: Mapping[str, Any], tag: str) -> Any:
+        """The transition invariant's premises in world *s*: the task runs, and its assume."""
+        own, other = self.param_vars(tag)
+        names = self.run(s, own, other)
+        premise = names["before.running"]
+        if self.inv.assume is not None:
+            premise = z3.And(premise, self.ev.eval(self.inv.assume, names))
+        return premise
 
     def lemmas(self, s: Mapping[str, Any]) -> list[Any]:
         """The invariant's lemmas in world *s*."""
@@ -143,40 +146,45 @@ class Property:
         return [self.ev.eval(lemma, names) for lemma in self.inv.lemmas]
 
     def run(
-        self, sem: Any, s: Mapping[str, Any], own: Mapping[str, Any], other: Mapping[str, Any],
-        inst: Instance,
-    ) -> dict[str, Any]:  # fmt: skip
+        self, s: Mapping[str, Any], own: Mapping[str, Any], other: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """The names a transition invariant reads, after running its events from *s*."""
+        sem = self.system.sem
         names: dict[str, Any] = {f"before.{k}": v for k, v in view(sem, s).items()}
         world = dict(s)
-        for i, event in enumerate(_instantiate(self.inv.events, own, other, inst.choices)):
-            out = sem.step(world, event)
-            for k, v in result_names(out.result).items():
+        k = 0
+        for i, event in enumerate(self.inv.events):
+            if is_any_other(event):
+                choice = other[f"any{k}"]
+                k += 1
+                n = len(other_actions())
+                alternatives = [
+                    (choice == j, ev.Yield(other=_other_events(j, other))) for j in range(n)
+                ]
+                alternatives.append((z3.BoolVal(True), ev.Yield()))
+                out = sem.step_any(world, alternatives)
+            else:
+                out = sem.step(world, _subst(event, own))
+            for key, v in result_names(out.result).items():
                 # results keep their native widths (selectors 16, faults 2): read as u64
-                names[f"r{i}.{k}"] = v if z3.is_bool(v) else z3.ZeroExt(64 - v.size(), v)
+                names[f"r{i}.{key}"] = v if z3.is_bool(v) else z3.ZeroExt(64 - v.size(), v)
             world = out.world
-        names.update({f"after.{k}": v for k, v in view(sem, world).items()})
+        names.update({f"after.{k_}": v for k_, v in view(sem, world).items()})
         d = self.system.d
-        names.update({f"p.{k}": d.zext(v, self.inv.params[k], 64) for k, v in own.items()})
+        names.update({f"p.{k_}": d.zext(v, self.inv.params[k_], 64) for k_, v in own.items()})
         return names
 
-    def concrete_events(
-        self, model: z3.ModelRef, tag: str
-    ) -> tuple[list[ev.Event], Instance] | None:
-        """The invariant's events as the model instantiates them, for the failing choice."""
-        if self.inv.kind != "transition":
-            return None
+    def concrete_events(self, model: Any, tag: str) -> tuple[list[ev.Event], dict[str, int]]:
+        """The invariant's events, and its own parameters, as the model instantiates them."""
         own, other = self.param_vars(tag)
         values = {n: model.eval(v, model_completion=True).as_long() for n, v in own.items()}
         ovalues = {n: model.eval(v, model_completion=True).as_long() for n, v in other.items()}
-        s = self.system.state(int(tag)) if tag.isdigit() else None
-        for inst in instances(self.inv):
-            if s is not None:
-                ok = model.eval(self.holds_instance(s, tag, inst), model_completion=True)
-                if not z3.is_false(ok):
-                    continue
-            return _instantiate(self.inv.events, values, ovalues, inst.choices), inst
-        return None
+        n = len(other_actions())
+        choices = tuple(
+            other_choice(n, ovalues[f"any{k}"]) for k in range(any_count(self.inv))
+        )
+        out = instantiate(self.inv.events, values, ovalues, choices)
+        return out, values
 
 
 def state_key(name: str, t: int) -> str:

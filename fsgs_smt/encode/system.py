@@ -279,24 +279,46 @@ class System:
             cons.append(z3.ULE(p[f"d_{f}"], top))
         return z3.And(cons)
 
-    def variant_successor(self, i: int, s: Mapping[str, Any], p: Mapping[str, Any]) -> Any:
+    def variant_successor(
+        self, i: int, s: Mapping[str, Any], p: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """The world after variant *i* from *s* with parameters *p* (terms)."""
         return self.sem.step(s, self.variants[i].build(p)).world
+
+    def groups(self) -> list[tuple[int, ...]]:
+        """The variants, in the groups that a one-step query should take together.
+
+        The yields (with every action of the other task) and the migration share their
+        switches out and back in, so one query over all of them (`group_successor`) costs
+        about what one of them alone does; every other variant is a group of its own.
+        """
+        shared = tuple(
+            i for i, v in enumerate(self.variants)
+            if v.name.startswith("yield") or v.name == "migrate"
+        )  # fmt: skip
+        return [shared] + [(i,) for i in range(len(self.variants)) if i not in shared]
+
+    def group_successor(
+        self, group: tuple[int, ...], s: Mapping[str, Any], p: Mapping[str, Any], op: Any
+    ) -> dict[str, Any]:
+        """The world after whichever variant of *group* *op* names, from *s* with *p*."""
+        if len(group) == 1:
+            return self.variant_successor(group[0], s, p)
+        alternatives = [(op == i, self.variants[i].build(p)) for i in group]
+        return self.sem.step_any(s, alternatives).world
+
+    def group_constraint(self, group: tuple[int, ...], p: Mapping[str, Any], op: Any) -> Any:
+        """*op* is a variant of *group* and the parameters are in range for it."""
+        if len(group) == 1:
+            return self.param_constraint(p, z3.BitVecVal(group[0], self.op_width))
+        return z3.And(self.param_constraint(p, op), z3.Or([op == i for i in group]))
 
     # ------------------------------------------------------------------ transitions
     def _template(self) -> dict[str, Any]:
         if self._trans is None:
-            s, p = self._template_state, self._template_params
-            merged: dict[str, Any] | None = None
-            for i in reversed(range(len(self.variants))):
-                succ = self.sem.step(s, self.variants[i].build(p)).world
-                if merged is None:
-                    merged = succ
-                    continue
-                cond = self._template_op == i
-                merged = {k: z3.If(cond, succ[k], merged[k]) for k in self.layout}
-            assert merged is not None  # noqa: S101
-            self._trans = merged
+            s, p, op = self._template_state, self._template_params, self._template_op
+            alternatives = [(op == i, v.build(p)) for i, v in enumerate(self.variants)]
+            self._trans = self.sem.step_any(s, alternatives).world
         return self._trans
 
     def successor(self, s: Mapping[str, Any], p: Mapping[str, Any], op: Any) -> dict[str, Any]:

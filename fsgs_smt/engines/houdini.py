@@ -192,11 +192,12 @@ def houdini(
 ) -> tuple[Lemmas, str]:
     """The largest subset of the candidates (or of *start*) that is inductive and true initially.
 
-    One incremental solver per event variant; candidates are switched on by assumption
-    literals, so clauses learned in one round serve the next. A round drops every
-    candidate that a counterexample to induction falsifies; the search ends when no
-    variant can break the survivors. The variants that broke a candidate last round are
-    asked first, so most candidates fall before the expensive (unsat) checks are repeated.
+    One incremental solver per group of event variants (`System.groups`); candidates are
+    switched on by assumption literals, so clauses learned in one round serve the next. A
+    round drops every candidate that a counterexample to induction falsifies; the search
+    ends when no variant can break the survivors. The groups that broke a candidate last
+    round are asked first, so most candidates fall before the expensive (unsat) checks are
+    repeated.
 
     *start* (names recorded by an earlier run, e.g. in ``proofs/``) only narrows the
     search: the result is inductive whatever it was, and unknown names are ignored.
@@ -219,8 +220,9 @@ def houdini(
         return {n: z3.substitute(t, *pairs) for n, t in built.items()}
 
     pre = at(s)
-    checks: list[tuple[Solver, dict[str, Any]] | None] = [None] * len(system.variants)
-    order = list(range(len(system.variants)))
+    groups = system.groups()
+    checks: list[tuple[Solver, dict[str, Any]] | None] = [None] * len(groups)
+    order = list(range(len(groups)))
     rounds = 0
     changed = True
     while changed:
@@ -230,7 +232,7 @@ def houdini(
         for i in order:
             slot = checks[i]
             if slot is None:
-                slot = _variant_solver(system, i, solver, lits, pre, at, s, p)
+                slot = _group_solver(system, groups[i], solver, lits, pre, at, s, p)
                 checks[i] = slot
             check, post = slot
             falsified_here = False
@@ -256,13 +258,15 @@ def houdini(
     return Lemmas(names, build, rounds, template=system.template_state()), ""
 
 
-def _variant_solver(
-    system: System, i: int, solver: str, lits: dict[str, Any], pre: dict[str, Any],
-    at: Callable[[dict[str, Any]], dict[str, Any]], s: dict[str, Any], p: dict[str, Any],
+def _group_solver(
+    system: System, group: tuple[int, ...], solver: str, lits: dict[str, Any],
+    pre: dict[str, Any], at: Callable[[dict[str, Any]], dict[str, Any]], s: dict[str, Any],
+    p: dict[str, Any],
 ) -> tuple[Solver, dict[str, Any]]:  # fmt: skip
-    nxt = system.variant_successor(i, s, p)
+    op = system.op(0)
+    nxt = system.group_successor(group, s, p, op)
     check = Solver(solver)
-    check.add(system.param_constraint(p, z3.BitVecVal(i, system.op_width)))
+    check.add(system.group_constraint(group, p, op))
     check.add([z3.Implies(lits[n], pre[n]) for n in pre])
     return check, at(nxt)
 
@@ -276,14 +280,16 @@ def recheck_lemmas(
     """
     if not z3.is_true(z3.simplify(lemmas.conj(system.initial()))):
         return "the lemmas do not hold initially"
-    s, p = system.state(0), system.params(0)
-    for i, variant in enumerate(system.variants):
+    s, p, op = system.state(0), system.params(0), system.op(0)
+    for group in system.groups():
         check = Solver(solver)
-        check.add(system.param_constraint(p, z3.BitVecVal(i, system.op_width)))
-        check.add(lemmas.conj(s), z3.Not(lemmas.conj(system.variant_successor(i, s, p))))
+        check.add(system.group_constraint(group, p, op))
+        nxt = system.group_successor(group, s, p, op)
+        check.add(lemmas.conj(s), z3.Not(lemmas.conj(nxt)))
         answer = check.check(deadline=deadline_ms)
         if answer.result == "sat":
-            return f"the lemmas are not preserved by {variant.name}"
+            names = ", ".join(system.variants[i].name for i in group)
+            return f"the lemmas are not preserved by {names}"
         if answer.result == "unknown":
             return f"re-checking the lemmas: {answer.reason}"
     return ""

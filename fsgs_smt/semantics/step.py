@@ -17,11 +17,11 @@ not a tracer operation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from fsgs_smt.semantics import x86
-from fsgs_smt.semantics.domain import V
+from fsgs_smt.semantics.domain import Domain, V
 from fsgs_smt.semantics.events import (
     USER_REGS_SLOTS,
     ArchPrctl,
@@ -266,18 +266,52 @@ class Semantics:
     # ------------------------------------------------------------------ the step
     def step(self, world: Mapping[str, V], event: Event) -> StepOutcome:
         """Apply *event* to *world*. A task killed by an earlier fault does nothing ("not-run")."""
+        return self.step_any(world, ((self.d.boolean(True), event),))
+
+    def step_any(
+        self, world: Mapping[str, V], alternatives: Sequence[tuple[V, Event]]
+    ) -> StepOutcome:
+        """Apply one of several events, each under its condition (exactly one holds; the
+        last is taken when none does).
+
+        An event runs in three phases: the prologue (a stopped task resumes, or, for a
+        tracer operation, the running task stops), the event's own work, and the epilogue
+        (the task that a yield or a migration switched out is switched back in). `step` is
+        this with one alternative; the SMT encoding passes every event variant of a step
+        at once, so the prologue and the epilogue, whole context switches, are built once
+        and not once per variant. Concretely the phases are exactly one event, in order.
+        """
+        d = self.d
+        g = d.eq(world["T.status"], d.bv(STATUS_RUNNING, 2))
+        begun: dict[bool, dict[str, V]] = {}
+        worlds: list[tuple[V, dict[str, V]]] = []
+        results: list[dict[str, V]] = []
+        tails: list[V] = []
+        for cond, event in alternatives:
+            tracer = isinstance(event, PtracePeek | PtracePoke | PtraceSetregs)
+            if tracer not in begun:
+                store = Store(d, world)
+                (self._stop if tracer else self._resume)(store, g)
+                begun[tracer] = store.values
+            store = Store(d, begun[tracer])
+            result = self._body(store, event, g)
+            worlds.append((cond, store.values))
+            results.append(result)
+            tails.append(d.boolean(isinstance(event, Yield | Migrate)))
+        tail = tails[-1]
+        for (cond, _), flag in zip(reversed(alternatives[:-1]), reversed(tails[:-1]), strict=True):
+            tail = d.ite(cond, flag, tail)
+        merged = Store(d, _merge(d, worlds, self.layout))
+        self._resume(merged, d.and_(g, tail))
+        return StepOutcome(merged.snapshot(self.layout), _merge_results(d, alternatives, results))
+
+    def _body(self, store: Store, event: Event, g: V) -> dict[str, V]:
+        """The event's own work, after the prologue; its named results."""
         d = self.d
         m = self.m
-        store = Store(d, world)
-        g = d.eq(store.get("T.status"), d.bv(STATUS_RUNNING, 2))
         result: dict[str, V] = {"ran": g}
         task = Choice.one(d, TASK)
-        if isinstance(event, PtracePeek | PtracePoke | PtraceSetregs):
-            self._stop(store, g)
-        else:
-            self._resume(store, g)
         cpu = self._t_cpu(store)
-
         match event:
             case MovSeg() | WrBase() | ArchPrctl() | ModifyLdt() | SetThreadArea() | Observe():
                 out = self._user_op(store, event, task, cpu, g)
@@ -289,20 +323,21 @@ class Semantics:
                 other_task_ = self._other(store)
                 for action in other:
                     self._user_op(store, action, other_task_, cpu, g)
-                self._resume(store, g)
+                # the epilogue switches the task back in
             case Interrupt():
                 self._enter(store, cpu, g)
                 self._exit_iret(store, cpu, g)
             case Migrate(cpu=target):
                 self._stop(store, g)
                 store.set("T.cpu", d.lift(target, 8), g)
-                self._resume(store, g)
+                # the epilogue switches the task back in, on its new CPU
             case Signal():
                 seen, frame = self._signal_roundtrip(store, task, cpu, g, handler_observes=True)
                 assert seen is not None  # noqa: S101
                 result.update({f"handler.{k}": v for k, v in seen.items()})
                 result["sigcontext_fs"] = frame["fs"]
                 result["sigcontext_gs"] = frame["gs"]
+                self._fault_status(store, seen["fault"], g)
             case Fork():
                 result.update(self._fork(store, task, cpu, g))
             case Exec():
@@ -319,8 +354,7 @@ class Semantics:
                 result["ret"] = self._poke(store, fld.value, d.lift(value, 64), cpu, g)
             case PtraceSetregs(fields=fields):
                 result["ret"] = self._setregs(store, dict(fields), cpu, g)
-        self._fault_status(store, result.get("handler.fault", d.bv(0, 2)), g)
-        return StepOutcome(store.snapshot(self.layout), result)
+        return result
 
     def _fork(self, store: Store, task: Choice, cpu: Choice, g: V) -> dict[str, V]:
         d = self.d
@@ -385,3 +419,26 @@ class Semantics:
             ret = d.ite(d.and_(err, d.not_(failed)), r, ret)
             failed = d.or_(failed, err)
         return ret
+
+
+def _merge(
+    d: Domain, worlds: Sequence[tuple[V, dict[str, V]]], keys: Mapping[str, int]
+) -> dict[str, V]:
+    """``ite(c0, w0, ite(c1, w1, ... wn))`` per key (the last world is the default)."""
+    merged = dict(worlds[-1][1])
+    for cond, world in reversed(worlds[:-1]):
+        for k in keys:
+            merged[k] = d.ite(cond, world[k], merged[k])
+    return merged
+
+
+def _merge_results(
+    d: Domain, alternatives: Sequence[tuple[V, Event]], results: Sequence[dict[str, V]]
+) -> dict[str, V]:
+    """The named results every alternative has, merged like the worlds."""
+    common = [k for k in results[-1] if all(k in r for r in results)]
+    merged = {k: results[-1][k] for k in common}
+    for (cond, _), result in zip(reversed(alternatives[:-1]), reversed(results[:-1]), strict=True):
+        for k in common:
+            merged[k] = d.ite(cond, result[k], merged[k])
+    return merged

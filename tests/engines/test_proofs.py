@@ -110,10 +110,10 @@ def _ops(rec: pr.Record) -> list[str]:
 
 def _breaks(policy: str, inv_id: str, prefix: list[ev.Event], **params: int) -> bool:
     """Does the simulator break *inv_id* after *prefix* (its events instantiated)?"""
-    from fsgs_smt.encode.property import _instantiate  # noqa: PLC0415
+    from fsgs_smt.encode.property import instantiate  # noqa: PLC0415
 
     inv = INVARIANTS[inv_id]
-    tail = _instantiate(inv.events, params, {}, (len(other_actions()),) * 4)
+    tail = instantiate(inv.events, params, {}, (len(other_actions()),) * 4)
     holds, _ = evaluate(load_checked(policy), inv, CPU_MODELS["intel"], Options(),
                         [*prefix, *tail], params, len(prefix))  # fmt: skip
     return not holds

@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
-from fsgs_smt.encode.property import _instantiate
+from fsgs_smt.encode.property import instantiate
 from fsgs_smt.encode.system import PARAMS, other_actions
 from fsgs_smt.engines.verdict import Status
 from fsgs_smt.errors import InputError
@@ -144,7 +144,7 @@ def test_a_mutant_that_breaks_an_invariant_is_never_proved(data: st.DataObject) 
             choices = tuple(
                 data.draw(st.integers(0, len(other_actions()))) for _ in range(n_any)
             )
-            tail = _instantiate(inv.events, values, oparams, choices)
+            tail = instantiate(inv.events, values, oparams, choices)
         events = [*prefix, *tail]
         try:
             holds, _ = evaluate(policy, inv, model, OPTIONS, events, values, len(prefix))
