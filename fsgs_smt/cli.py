@@ -21,6 +21,7 @@ from rich.console import Console
 
 from fsgs_smt.engines.backend import UnavailableSolverError
 from fsgs_smt.errors import FsgsError, InputError
+from fsgs_smt.native.run import CannotReplayError
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.catalog import DEFAULT_POLICY, load_checked, shipped_policies
 from fsgs_smt.policy.invariants import load_policy_invariants
@@ -99,7 +100,7 @@ def _run(body: Callable[[], int]) -> None:
             raise
         print(exc.one_line(), file=sys.stderr)
         raise typer.Exit(ExitCode.BAD_INPUT) from None
-    except UnavailableSolverError as exc:
+    except (UnavailableSolverError, CannotReplayError) as exc:
         print(f"fsgs-smt: cannot run: {exc}", file=sys.stderr)
         raise typer.Exit(ExitCode.CANNOT_RUN) from None
     except (FsgsError, Exception) as exc:
@@ -480,6 +481,134 @@ def schema_cmd(
 
         print(json.dumps(library_schema() if library else policy_schema(), indent=2))
         return ExitCode.OK
+
+    _run(body)
+
+
+class DoctorFormat(enum.Enum):
+    """Output formats of ``doctor``."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+_DOCTOR_WORDS: dict[str, dict[bool | None, str]] = {
+    "nscb_cpuid": {True: "set", False: "clear", None: "unreadable"},
+    "null_probe_clears": {
+        True: "yes (loading selector 0 into GS cleared its base)",
+        False: "no (loading selector 0 into GS kept its base)",
+        None: "not run",
+    },
+    "null_seg_bug_flag": {
+        True: "set (the kernel assumes X86_BUG_NULL_SEG)",
+        False: "clear",
+        None: "unknown (no bugs line in /proc/cpuinfo)",
+    },
+}
+_DOCTOR_KEYS = (
+    "kernel", "kernel_version", "arch", "vendor", "family", "model", "model_name",
+    "hypervisor", "ncpus", "fsgsbase", "ia32_emulation", "modify_ldt", "ptrace", "gcc",
+    "nscb_cpuid", "null_probe_clears", "null_seg_bug_flag", "cpu_model", "cpu_model_reason",
+    "policy", "policy_reason", "native_replay",
+)  # fmt: skip
+
+
+def _doctor_value(key: str, value: object, report: dict[str, object]) -> str:
+    if key == "native_replay":
+        return "yes" if value else f"no: {report['native_unavailable']}"
+    if key == "ia32_emulation" and not report["c_probe_ran"]:
+        return "unknown (not tested: the C probe did not run)"
+    if key in _DOCTOR_WORDS and (value is None or isinstance(value, bool)):
+        return _DOCTOR_WORDS[key][value]
+    if key in ("family", "model") and isinstance(value, int):
+        return f"{value} ({value:#x})"
+    if key == "kernel_version" and isinstance(value, list):
+        return ".".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "not found" if key == "gcc" else "unknown"
+    return str(value)
+
+
+@app.command("doctor")
+def doctor_cmd(
+    fmt: Annotated[DoctorFormat, typer.Option("--format", help="text or json.")] = (
+        DoctorFormat.TEXT
+    ),
+) -> None:
+    """Show what this machine offers for native replay and what fsgs-smt infers from it.
+
+    Exit code 5 (after printing everything) when native replay cannot run here.
+    """
+
+    def body() -> int:
+        from fsgs_smt.native.machine import doctor_report, probe  # noqa: PLC0415
+
+        report = doctor_report(probe())
+        if fmt is DoctorFormat.JSON:
+            print(json.dumps(report, indent=2))
+        else:
+            width = max(len(key) for key in _DOCTOR_KEYS) + 1
+            for key in _DOCTOR_KEYS:
+                print(f"{key + ':':<{width}} {_doctor_value(key, report[key], report)}")
+        return ExitCode.OK if report["native_replay"] else ExitCode.CANNOT_RUN
+
+    _run(body)
+
+
+class ReplayFormat(enum.Enum):
+    """Output formats of ``replay``."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+@app.command("replay")
+def replay_cmd(
+    trace: Annotated[Path, typer.Argument(help="An fsgs-trace/1 JSON file.")],
+    policy: Annotated[
+        str, typer.Option(help="The policy whose prediction is compared.")
+    ] = DEFAULT_POLICY,
+    cpu: Annotated[
+        str | None,
+        typer.Option(help="CPU model of the prediction (default: this machine's, see doctor)."),
+    ] = None,
+    runs: Annotated[int, typer.Option(help="How many times the program runs.")] = 5,
+    keep_c: Annotated[
+        Path | None, typer.Option("--keep-c", help="Keep the generated C program in DIR.")
+    ] = None,
+    fmt: Annotated[ReplayFormat, typer.Option("--format", help="text or json.")] = (
+        ReplayFormat.TEXT
+    ),
+) -> None:
+    """Run a trace natively (a generated C program) and compare it with the model.
+
+    Exit 0 when every run matches the prediction, 1 on any mismatch, 5 when this machine
+    cannot run it.
+    """
+
+    def body() -> int:
+        from fsgs_smt.native.machine import probe  # noqa: PLC0415
+        from fsgs_smt.native.render import render_json, render_text  # noqa: PLC0415
+        from fsgs_smt.native.run import replay  # noqa: PLC0415
+
+        _check_positive("--runs", runs)
+        pol = load_checked(policy)
+        loaded = load_trace(trace)
+        if cpu is not None:
+            _cpu_model(cpu, None)  # a bad --cpu is bad input, before anything is probed
+        info = probe()
+        model = CPU_MODELS[_cpu_model(cpu, info.cpu_model)]
+        report = replay(
+            loaded.trace, pol, model, name=str(trace), runs=runs, keep_c=keep_c, info=info,
+            spans=loaded.spans,
+        )  # fmt: skip
+        if fmt is ReplayFormat.JSON:
+            print(json.dumps(render_json(report), indent=2))
+        else:
+            print(render_text(report), end="")
+        return ExitCode.OK if report.ok else ExitCode.VIOLATED
 
     _run(body)
 
