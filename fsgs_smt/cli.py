@@ -216,6 +216,7 @@ class CexFormat(enum.Enum):
     TABLE = "table"
     JSON = "json"
     ITF = "itf"
+    C = "c"
 
 
 class EngineChoice(enum.Enum):
@@ -327,9 +328,10 @@ def counterexample_cmd(
     cpu: Annotated[str | None, typer.Option(help="intel, amd-legacy or amd-zen3.")] = None,
     depth: Annotated[int, typer.Option(help="Search up to this many events.")] = 8,
     timeout: Annotated[float, typer.Option(help="Seconds.")] = 600.0,
-    fmt: Annotated[CexFormat, typer.Option("--format", help="table, json or itf.")] = (
-        CexFormat.TABLE
-    ),
+    fmt: Annotated[
+        CexFormat,
+        typer.Option("--format", help="table, json, itf or c (a standalone C reproducer)."),
+    ] = CexFormat.TABLE,
     output: Annotated[Path | None, typer.Option(help="Write the trace here.")] = None,
     setting: Annotated[
         list[str] | None, typer.Option("--set", help="Override a policy setting: NAME=VALUE.")
@@ -362,7 +364,8 @@ def counterexample_cmd(
             for renderable in render_counterexample(pol, inv, model, verdict, run, "table"):
                 console.print(renderable)
         else:
-            text = render_counterexample(pol, inv, model, verdict, run, fmt.value)[0]
+            text = render_counterexample(pol, inv, model, verdict, run, fmt.value,
+                                         settings=overrides)[0]  # fmt: skip
             assert isinstance(text, str)  # noqa: S101
             if output is not None:
                 output.write_text(text)
@@ -608,6 +611,107 @@ def replay_cmd(
             print(json.dumps(render_json(report), indent=2))
         else:
             print(render_text(report), end="")
+        return ExitCode.OK if report.ok else ExitCode.VIOLATED
+
+    _run(body)
+
+
+def _check_at_least(name: str, value: int, low: int) -> None:
+    if value < low:
+        raise InputError(CLI_SPAN, f"{name} {value}: expected an integer >= {low}")
+
+
+@app.command("conform")
+def conform_cmd(
+    policy: Annotated[
+        str, typer.Option(help="The policy whose predictions are compared.")
+    ] = DEFAULT_POLICY,
+    random_count: Annotated[
+        int, typer.Option("--random", help="How many random traces (seeded).")
+    ] = 100,
+    seed: Annotated[int, typer.Option(help="The seed of the random traces.")] = 0,
+    depth: Annotated[int, typer.Option(help="At most this many events per random trace.")] = 8,
+    litmus: Annotated[
+        list[Path] | None,
+        typer.Option(help="Also run the *.json traces of DIR (e.g. tests/golden/traces)."),
+    ] = None,
+    runs: Annotated[int, typer.Option(help="How many times each trace runs.")] = 1,
+    recheck: Annotated[
+        int, typer.Option(help="Runs of each disagreeing trace again (never/sometimes/transient).")
+    ] = 10,
+    cpu: Annotated[
+        str | None,
+        typer.Option(help="CPU model of the predictions (default: this machine's, see doctor)."),
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="Traces compiled and run in parallel.")] = 2,
+    output: Annotated[
+        Path, typer.Option(help="Where the first disagreeing trace is written.")
+    ] = Path("conform-disagreement.json"),
+    fmt: Annotated[ReplayFormat, typer.Option("--format", help="text or json.")] = (
+        ReplayFormat.TEXT
+    ),
+) -> None:
+    """Replay many traces natively (random ones biased to the corners, and litmus files)
+    and count the agreements with the model per event kind.
+
+    Exit 0 when every trace agrees, 1 on any disagreement (the first disagreeing trace is
+    written to --output), 5 when this machine cannot run them.
+    """
+
+    def body() -> int:
+        from fsgs_smt.native.conform import conform, features_of, litmus_cases, random_cases  # noqa: PLC0415
+        from fsgs_smt.native.machine import probe  # noqa: PLC0415
+        from fsgs_smt.native.render import render_conform_json, render_conform_text  # noqa: PLC0415
+        from fsgs_smt.traces.fsgs_json import dumps_trace  # noqa: PLC0415
+
+        _check_at_least("--random", random_count, 0)
+        _check_at_least("--depth", depth, 1)
+        _check_at_least("--runs", runs, 1)
+        _check_at_least("--recheck", recheck, 0)
+        _check_at_least("--jobs", jobs, 1)
+        if not random_count and not litmus:
+            raise InputError(CLI_SPAN, "--random 0 and no --litmus: expected traces to run")
+        pol = load_checked(policy)
+        if cpu is not None:
+            _cpu_model(cpu, None)  # a bad --cpu is bad input, before anything is probed
+        cases = [c for d in litmus or [] for c in litmus_cases(d)]
+        info = probe()
+        why = info.native_unavailable()
+        if why:
+            raise CannotReplayError(why)
+        model = CPU_MODELS[_cpu_model(cpu, info.cpu_model)]
+        cases = random_cases(random_count, seed, depth, features_of(info)) + cases
+        progress = Console(stderr=True) if sys.stderr.isatty() else None
+        done = [0]
+
+        def tick(result: Any) -> None:
+            done[0] += 1
+            if progress is not None:
+                mark = "skip" if result.skipped else ("ok" if result.agrees else "DISAGREES")
+                progress.print(f"[{done[0]}/{len(cases)}] {result.case.name} {mark}",
+                               highlight=False)  # fmt: skip
+
+        report = conform(
+            cases, pol, model, runs=runs, recheck=recheck, seed=seed, depth=depth, info=info,
+            jobs=jobs,
+            litmus=[str(d) for d in litmus or []], progress=tick,
+        )  # fmt: skip
+        if not report.results or len(report.skipped) == len(report.results):
+            raise CannotReplayError(f"none of the {len(cases)} traces can run here: "
+                                    f"{report.skipped[0].skipped}")  # fmt: skip
+        first = next(iter(report.disagreeing), None)
+        if first is not None:
+            trace = first.case.trace
+            output.write_text(dumps_trace(type(trace)(events=trace.events, cpu=model.name)))
+        if fmt is ReplayFormat.JSON:
+            doc = render_conform_json(report)
+            doc["written"] = str(output) if first is not None else None
+            print(json.dumps(doc, indent=2))
+        else:
+            text = render_conform_text(report)
+            if first is not None:
+                text += f"first disagreeing trace ({first.case.name}) written to {output}\n"
+            print(text, end="")
         return ExitCode.OK if report.ok else ExitCode.VIOLATED
 
     _run(body)

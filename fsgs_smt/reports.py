@@ -1,14 +1,16 @@
 # SPDX-License-Identifier: MIT
-"""Renderings of verdicts (text, JSON, JUnit) and counterexamples (table, fsgs-trace/1, ITF).
+"""Renderings of verdicts (text, JSON, JUnit) and counterexamples (table, fsgs-trace/1, ITF,
+a C reproducer).
 
-Layer: traces/rendering. Imports `proving`, `pipeline`, `traces.*`, rich's data classes;
-returns strings or rich renderables, never prints.
+Layer: traces/rendering. Imports `proving`, `pipeline`, `traces.*`, `native.reproduce`,
+rich's data classes; returns strings or rich renderables, never prints.
 """
 
 from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -17,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fsgs_smt.engines.verdict import Status, Verdict
+from fsgs_smt.native.reproduce import reproducer_source
 from fsgs_smt.pipeline import Options, evaluate
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.invariants import Invariant
@@ -159,9 +162,16 @@ def broken(policy: ast.Policy, inv: Invariant, cpu: str, verdict: Verdict) -> li
 
 
 def render_counterexample(
-    policy: ast.Policy, inv: Invariant, cpu: str, verdict: Verdict, run: SimRun, fmt: str
-) -> list[Any]:
-    """The counterexample as rich renderables (table) or one string (json, itf)."""
+    policy: ast.Policy, inv: Invariant, cpu: str, verdict: Verdict, run: SimRun, fmt: str,
+    settings: Mapping[str, bool | int] | None = None,
+) -> list[Any]:  # fmt: skip
+    """The counterexample as rich renderables (table) or one string (json, itf, c).
+
+    Raises:
+        CannotReplayError: ``c`` for a trace the native replay cannot execute.
+    """
+    if fmt == "c":
+        return [_reproducer(policy, inv, cpu, verdict, run, settings)]
     if fmt == "json":
         doc = trace_to_json(run.trace, list(run.results))
         doc["cpu"] = cpu
@@ -177,6 +187,26 @@ def render_counterexample(
         Text(f"broken: {inv.statement}", style="bold red"),
         Text(f"  {expect} is false with {values}"),
     ]
+
+
+def _reproducer(
+    policy: ast.Policy, inv: Invariant, cpu: str, verdict: Verdict, run: SimRun,
+    settings: Mapping[str, bool | int] | None,
+) -> str:  # fmt: skip
+    """The standalone C reproducer (`native.reproduce`): the model's prediction built in."""
+    values = ", ".join(f"{n} = {v}" for n, v in broken(policy, inv, cpu, verdict))
+    expect = "always" if inv.kind == "state" else "expect"
+    heading = (
+        f"{inv.id} VIOLATED by {policy.name} on {cpu}: {len(run.trace.events)} events "
+        "(fsgs-smt counterexample --format c)",
+        f"broken: {inv.statement}",
+        f"  {expect} is false in the model with {values}",
+        f"predicted: the results and states of {policy.name} on {cpu}, the violating outcome",
+    )  # fmt: skip
+    return reproducer_source(
+        run.trace, policy, CPU_MODELS[cpu], settings=settings, name=inv.id,
+        heading=heading, verdict=f"this machine showed the outcome that breaks {inv.id}",
+    )  # fmt: skip
 
 
 def _bigint(value: int) -> dict[str, str]:

@@ -129,13 +129,22 @@ class Property:
         assume = self.ev.eval(inv.assume, names) if inv.assume is not None else True
         assert inv.expect is not None  # noqa: S101
         expect = self.ev.eval(inv.expect, names)
-        return z3.Implies(z3.And(names["before.running"], assume), expect)
+        return z3.Implies(z3.And(self.other_ok(other), names["before.running"], assume), expect)
+
+    def other_ok(self, other: Mapping[str, Any]) -> Any:
+        """The other task's action parameters are in range (so every trace replays)."""
+        n = any_count(self.inv)
+        if n == 0:
+            return z3.BoolVal(True)
+        ldt = [j for j, (name, _) in enumerate(other_actions()) if name == "modify_ldt"]
+        writes_ldt = z3.Or([other[f"any{k}"] == j for k in range(n) for j in ldt])
+        return self.system.action_constraint(other, writes_ldt)
 
     def premise(self, s: Mapping[str, Any], tag: str) -> Any:
         """The transition invariant's premises in world *s*: the task runs, and its assume."""
         own, other = self.param_vars(tag)
         names = self.run(s, own, other)
-        premise = names["before.running"]
+        premise = z3.And(self.other_ok(other), names["before.running"])
         if self.inv.assume is not None:
             premise = z3.And(premise, self.ev.eval(self.inv.assume, names))
         return premise

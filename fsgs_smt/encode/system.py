@@ -279,6 +279,15 @@ class System:
             cons.append(z3.ULE(p[f"d_{f}"], top))
         return z3.And(cons)
 
+    def action_constraint(self, p: Mapping[str, Any], writes_ldt: Any) -> Any:
+        """The ranges of an other-task action's parameters (as `param_constraint`), where
+        *writes_ldt* says whether the action is ``modify_ldt``."""
+        ent = p["ent"]
+        ldt_ok = z3.Or(z3.ULT(ent, self.bounds.ldt_slots), z3.UGE(ent, LDT_ENTRIES))
+        cons = [z3.Implies(writes_ldt, ldt_ok)]
+        cons += [z3.ULE(p[f"d_{f}"], top) for f, top in _DESC_MAX.items()]
+        return z3.And(cons)
+
     def variant_successor(
         self, i: int, s: Mapping[str, Any], p: Mapping[str, Any]
     ) -> dict[str, Any]:

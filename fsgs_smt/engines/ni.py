@@ -9,17 +9,24 @@ that when both take a ``yield``, the other task may do different things in each 
 shared state of the process, visible to the task by design, so it must be the same in
 both). The invariant is violated when the listed view fields of the task differ.
 
-This engine is bounded (BMC over the product): a clean search is BOUNDED(k).
+`search` is bounded (BMC over the product): a clean search is BOUNDED(k). `prove` is
+unbounded: relational Houdini over the product. Its candidates say that a field is equal
+in both copies (always, or while the task runs on that CPU); assumed in the pre-state with
+the system's own inductive lemmas in each copy (each copy's run is a run of the system, so
+they hold there), the survivors form an inductive invariant of the product. If it implies
+that the observed fields are equal, noninterference holds for every depth.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import z3
 
 from fsgs_smt.encode.system import PARAMS, System
+from fsgs_smt.engines.backend import Solver
 from fsgs_smt.engines.kind import Deadline
 from fsgs_smt.policy.invariants import Invariant
 from fsgs_smt.semantics.events import Event
@@ -97,3 +104,145 @@ def _decode(system: System, model: z3.ModelRef, steps: list[Any], at: int) -> tu
         values = {n: model.eval(v, model_completion=True).as_long() for n, v in params.items()}
         out.append(system.variants[i].build(values))
     return tuple(out)
+
+
+# ------------------------------------------------------------------ unbounded: relational Houdini
+
+Relation = Callable[[dict[str, Any], dict[str, Any]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NiProof:
+    """``proved`` (with the relational lemmas), ``not-proved`` or ``unknown`` (and why)."""
+
+    kind: str
+    lemmas: tuple[str, ...] = ()
+    reason: str = ""
+
+
+def relational_candidates(system: System) -> list[tuple[str, Relation]]:
+    """Equalities between the two copies: every field, and every CPU field while the task
+    runs on that CPU (in the first copy; the candidate ``T.cpu`` equal makes it both)."""
+    out: list[tuple[str, Relation]] = []
+    for key in system.layout:
+
+        def same(a: dict[str, Any], b: dict[str, Any], k: str = key) -> Any:
+            return a[k] == b[k]
+
+        out.append((f"same {key}", same))
+        if key.startswith("cpu"):
+            c = int(key[3 : key.index(".")])
+
+            def runs_there(a: dict[str, Any], b: dict[str, Any], k: str = key, c: int = c) -> Any:
+                here = z3.And(a["T.cpu"] == c, z3.Not(a["T.stopped"]))
+                return z3.Implies(here, a[k] == b[k])
+
+            out.append((f"same {key} while the task runs there", runs_there))
+    return out
+
+
+def _group_step(
+    system: System, group: tuple[int, ...], a: dict[str, Any], b: dict[str, Any], tag: str
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """(constraint, successor of a, successor of b) for one step of the product in *group*.
+
+    Both copies take the same event with the same parameters, except that when both take
+    a yield in which the other task may act freely, those actions may differ.
+    """
+    _, pa, opa = _copy(system, 0, f"{tag}a")
+    _, pb, opb = _copy(system, 0, f"{tag}b")
+    if len(group) == 1:
+        i = group[0]
+        cons = system.param_constraint(pa, z3.BitVecVal(i, system.op_width))
+        return cons, system.variant_successor(i, a, pa), system.variant_successor(i, b, pa)
+    free = [i for i in group if system.variants[i].name in _FREE_OTHER]
+    same = z3.And(opa == opb, *[pa[n] == pb[n] for n in PARAMS])
+    both_free = z3.And(z3.Or([opa == i for i in free]), z3.Or([opb == i for i in free]))
+    cons = z3.And(
+        system.group_constraint(group, pa, opa), system.group_constraint(group, pb, opb),
+        z3.Or(same, both_free),
+    )  # fmt: skip
+    na = system.group_successor(group, a, pa, opa)
+    return cons, na, system.group_successor(group, b, pb, opb)
+
+
+def prove(
+    system: System, inv: Invariant, lemmas: Callable[[dict[str, Any]], Any],
+    deadline_ms: Callable[[], int], *, solver: str = "auto", start: Iterable[str] | None = None,
+) -> NiProof:  # fmt: skip
+    """Relational Houdini (from *start*'s names if given), then the implication, each
+    answer re-checked in fresh solvers unless the first round already was that check."""
+    cands = relational_candidates(system)
+    alive = {n for n, _ in cands}  # both copies start from the same world: all hold
+    if start is not None:
+        alive &= set(start)
+    a, _, _ = _copy(system, 0, "a")
+    b, _, _ = _copy(system, 0, "b")
+    lits = {n: z3.Bool(f"rel:{n}") for n, _ in cands}
+    groups = system.groups()
+    slots: list[tuple[Solver, dict[str, Any]] | None] = [None] * len(groups)
+    rounds = 0
+    changed = True
+    while changed:
+        changed = False
+        rounds += 1
+        for gi, group in enumerate(groups):
+            slot = slots[gi]
+            if slot is None:
+                cons, na, nb = _group_step(system, group, a, b, "")
+                check = Solver(solver)
+                check.add(lemmas(a), lemmas(b), cons)
+                check.add([z3.Implies(lits[n], f(a, b)) for n, f in cands])
+                slot = (check, {n: f(na, nb) for n, f in cands})
+                slots[gi] = slot
+            check, post = slot
+            while True:
+                live = sorted(alive)
+                bad = z3.Not(z3.And([post[n] for n in live])) if live else z3.BoolVal(False)
+                answer = check.check(*[lits[n] for n in live], bad, deadline=deadline_ms)
+                if answer.result == "unsat":
+                    break
+                if answer.result == "unknown":
+                    return NiProof("unknown", reason=f"relational lemma search: {answer.reason}")
+                model = check.model()
+                alive -= {n for n in live if not model.is_true(post[n])}
+                changed = True
+    names = tuple(n for n, _ in cands if n in alive)
+    if rounds > 1:
+        why = _recheck(system, cands, names, lemmas, deadline_ms, solver)
+        if why:
+            return NiProof("unknown", reason=f"the relational lemmas did not re-check: {why}")
+    view_a, view_b = view(system.sem, a), view(system.sem, b)
+    differ = z3.Or([view_a[f] != view_b[f] for f in inv.observe])
+    by_name = dict(cands)
+    for seed in (0, 1):  # the implication, found and then re-checked in a fresh solver
+        check = Solver(solver, seed=seed)
+        check.add(lemmas(a), lemmas(b), *[by_name[n](a, b) for n in names])
+        answer = check.check(differ, deadline=deadline_ms)
+        if answer.result == "sat":
+            return NiProof("not-proved", names, "the relational lemmas do not imply it")
+        if answer.result == "unknown":
+            return NiProof("unknown", reason=f"relational implication: {answer.reason}")
+    return NiProof("proved", names)
+
+
+def _recheck(
+    system: System, cands: list[tuple[str, Relation]], names: tuple[str, ...],
+    lemmas: Callable[[dict[str, Any]], Any], deadline_ms: Callable[[], int], solver: str,
+) -> str:  # fmt: skip
+    """R(a, b) /\\ step => R(a', b') for every group, each in a fresh solver ("" if so)."""
+    by_name = dict(cands)
+    a, _, _ = _copy(system, 0, "a")
+    b, _, _ = _copy(system, 0, "b")
+    for group in system.groups():
+        cons, na, nb = _group_step(system, group, a, b, "")
+        check = Solver(solver)
+        check.add(lemmas(a), lemmas(b), cons, *[by_name[n](a, b) for n in names])
+        answer = check.check(
+            z3.Not(z3.And([by_name[n](na, nb) for n in names])), deadline=deadline_ms
+        )
+        if answer.result == "sat":
+            return "not preserved by " + ", ".join(system.variants[i].name for i in group)
+        if answer.result == "unknown":
+            return answer.reason
+    return ""

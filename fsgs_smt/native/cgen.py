@@ -2,15 +2,18 @@
 """An fsgs-trace/1 trace as one self-contained C program (gcc and libc only).
 
 Layer: native. Imports `semantics.events`, `semantics.step` (the model's constants),
-`traces.fsgs_json` (event comments); pure: text in, text out, nothing run or printed.
+`sim` (errno names), `traces.fsgs_json` (event comments); pure: text in, text out,
+nothing run or printed.
 
 The program (`c_source`) has three parts:
 
 * the *supervisor* (``main``): ordinary libc code. It maps a shared record area (a
-  memfd, so that it survives the task's ``execve``), forks the task, is its tracer when
-  the trace has ptrace events (``PTRACE_TRACEME`` in the task), performs the tracer's
-  events while the task is stopped, bounds the run with ``alarm``, kills and reaps every
-  child, and prints one JSON object per line: a header, one line per event, an end line.
+  memfd, so that it survives the task's ``execve``), forks the task, is its tracer for
+  each ptrace stop (the task calls ``PTRACE_TRACEME`` and stops itself; the supervisor
+  performs the tracer's events and detaches (``PTRACE_DETACH``), so that no other signal
+  of the trace becomes a ptrace stop, a context switch the model does not have), bounds the
+  run with ``alarm``, kills and reaps every child, and prints one JSON object per line: a
+  header, one line per event, an end line.
 * the *task*: after its setup (pinning to CPU 0, signal handlers, the other tasks'
   threads, the ``struct user_desc`` page below 4 GiB) it sets FS and GS to the model's
   state "as after exec", (0, 0) each, and from then on runs with a foreign FS: no libc
@@ -24,13 +27,19 @@ The program (`c_source`) has three parts:
   ``FUTEX_WAIT`` until the other task's counter says it ran, on that CPU).
 
 After every event the task reads its live state without disturbing it (``mov %fs``,
-``mov %gs``, RDFSBASE, RDGSBASE). Any page fault returns through IRET, which nulls a
-selector 1..3, so the task touches every page it uses before the trace starts (and its
-private pages again inside a ``fork`` event, after the copy-on-write): the only faults
-left are the ones the events call for. A fault of the task (SIGSEGV, SIGBUS, SIGILL) is caught,
-recorded and ends the trace; an ``exec`` re-executes the program itself
-(``/proc/self/exe --task K FD``), built ``-static-pie`` with an entry point that records
-FS and GS before libc starts.
+``mov %gs``, RDFSBASE, RDGSBASE). An ``observe`` with ``via: "fault"`` reads each base as
+the kernel selftest's read_base() does, but exactly: a 1-byte load through the segment
+whose SIGSEGV reports the base in ``si_addr``; where the base is mapped memory (no
+fault), RDxBASE's value and a SIGSEGV from a PROT_NONE guard page, so that a signal
+round trip follows the read either way (one per segment; the model takes one for both,
+which is the same state on any kernel whose round trip keeps the bases).
+
+Any page fault returns through IRET, which nulls a selector 1..3, so the task touches
+every page it uses before the trace starts (and its private pages again inside a ``fork``
+event, after the copy-on-write): the only faults left are the ones the events call for.
+A fault of the task (SIGSEGV, SIGBUS, SIGILL) is caught, recorded and ends the trace; an
+``exec`` re-executes the program itself (``/proc/self/exe --task K FD``), built
+``-static-pie`` with an entry point that records FS and GS before libc starts.
 
 The output lines (parsed by `fsgs_smt.native.run`)::
 
@@ -43,11 +52,18 @@ or, when the machine cannot run the program at all, ``{"cannot_run": "reason"}``
 ``state`` is 0 (not run), 1 (started, never finished) or 2 (done); ``ret`` is the raw
 64-bit return value (a negative errno as two's complement); ``err`` is 1 when ``ret`` is
 an error for a value-returning event (arch_prctl GET, ptrace_peek).
+
+With ``expect`` (an `Expected`: the model's prediction as text) the same program is a
+standalone reproducer (`fsgs_smt.native.reproduce`): instead of JSON lines it prints the
+heading, each result and state predicted and observed (rendered as
+`fsgs_smt.native.render.value_text` writes them), and VIOLATION REPRODUCED (exit 0),
+NOT REPRODUCED with the differing values (1), RUN FAILED (2) or CANNOT RUN (3).
 """
 
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -76,6 +92,7 @@ from fsgs_smt.semantics.events import (
     slot_offset,
 )
 from fsgs_smt.semantics.step import OTHER_FS_BASE, OTHER_FS_STRIDE
+from fsgs_smt.sim import ERRNO_NAMES
 from fsgs_smt.traces.fsgs_json import event_to_json
 
 # x86-64 system-call numbers (arch/x86/entry/syscalls/syscall_64.tbl) and the one i386 call.
@@ -284,8 +301,99 @@ def _tracer_event(i: int, event: Event) -> list[str]:
     raise TypeError(type(event).__name__)  # pragma: no cover
 
 
-def c_source(trace: Trace, *, name: str = "trace", ncpus: int = 2,
-             timeout_s: int = DEFAULT_TIMEOUT_S) -> str:  # fmt: skip
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """The model's prediction that a reproducer program compares its run with, as text.
+
+    Each value is written the way `fsgs_smt.native.render.value_text` writes it (``ok``,
+    ``-EIO``, ``0x1000``, ``fs (0x0, 0x0) gs (0x7, 0x7000)``, ``-`` for no state); the
+    program renders what it observed the same way and compares the strings.
+    """
+
+    heading: tuple[str, ...]  # printed first: what is reproduced (one line each)
+    results: tuple[str, ...]  # per event: the predicted result
+    states: tuple[str, ...]  # per event: the predicted state after it, or "-"
+    verdict: str  # what a reproduced run shows, after "VIOLATION REPRODUCED: "
+
+
+# The result of an event as the reproducer renders it (`fsgs_smt.native.run.native_result`).
+_KIND_OK, _KIND_SIG, _KIND_ERRNO, _KIND_ERR_OR_HEX, _KIND_OBS, _KIND_SIGNAL = range(6)
+
+
+def _result_kind(event: Event) -> int:
+    match event:
+        case MovSeg() | WrBase():
+            return _KIND_SIG
+        case ArchPrctl(code=code):
+            return _KIND_ERRNO if code.is_set else _KIND_ERR_OR_HEX
+        case ModifyLdt() | SetThreadArea() | PtracePoke() | PtraceSetregs():
+            return _KIND_ERRNO
+        case PtracePeek():
+            return _KIND_ERR_OR_HEX
+        case Observe() | Fork():
+            return _KIND_OBS
+        case Signal():
+            return _KIND_SIGNAL
+    return _KIND_OK
+
+
+def c_string(text: str) -> str:
+    """*text* as a C string literal (octal escapes for anything but printable ASCII)."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif " " <= ch <= "~":
+            out.append(ch)
+        else:
+            out.extend(f"\\{b:03o}" for b in ch.encode())
+    return '"' + "".join(out) + '"'
+
+
+def _c_strings(items: Sequence[str]) -> str:
+    return ",\n    ".join(c_string(t) for t in items)
+
+
+def _report_code(events: Sequence[Event], expect: Expected) -> str:
+    """The reproducer's C: the prediction as tables, and `report()`, its verdict."""
+    if (len(expect.results), len(expect.states)) != (len(events), len(events)):
+        msg = f"expected {len(events)} predicted results and states, got " \
+              f"{len(expect.results)} and {len(expect.states)}"  # fmt: skip
+        raise ValueError(msg)
+    ops = [op_name(e) for e in events]
+    wop = max([len("op"), *map(len, ops)])
+    wval = max([len("predicted"), *map(len, expect.results), *map(len, expect.states)])
+    row = f"%3s  %-{wop}s  %-6s  %-{wval}s  %-{wval}s  %s"
+    head = f"%3s  %-{wop}s  %-6s  %-{wval}s  %s"
+    errnos = "\n".join(
+        f"    case {num}: return {c_string(name)};" for num, name in sorted(ERRNO_NAMES.items())
+    )
+    sigs = "\n".join(
+        f"    case {int(sig)}: return {c_string(sig.name)};"
+        for sig in sorted(signal.Signals, key=int) if 0 < int(sig) < 32
+    )  # fmt: skip
+    params = {
+        "@HEADING@": ",\n    ".join([*map(c_string, expect.heading), "0"]),
+        "@OPS@": _c_strings(ops) or "0",
+        "@KINDS@": ", ".join(str(_result_kind(e)) for e in events) or "0",
+        "@RESULTS@": _c_strings(expect.results) or "0",
+        "@STATES@": _c_strings(expect.states) or "0",
+        "@ROW@": c_string(row),
+        "@HEAD@": c_string(head),
+        "@ERRNOS@": errnos,
+        "@SIGNALS@": sigs,
+        "@VERDICT@": c_string(expect.verdict),
+    }
+    text = _REPORT
+    for key, value in params.items():
+        text = text.replace(key, value)
+    return text
+
+
+def c_source(
+    trace: Trace, *, name: str = "trace", ncpus: int = 2, timeout_s: int = DEFAULT_TIMEOUT_S,
+    expect: Expected | None = None,
+) -> str:  # fmt: skip
     """The C program that replays *trace* (see the module docstring for its output).
 
     Args:
@@ -293,13 +401,20 @@ def c_source(trace: Trace, *, name: str = "trace", ncpus: int = 2,
         name: shown in the program's header comment.
         ncpus: the CPUs the task may use (0..ncpus-1); each must be in its affinity mask.
         timeout_s: the program kills its task and reports a timeout after this long.
+        expect: make it a reproducer: instead of JSON lines, the program prints *expect*'s
+            heading, each result and state predicted and observed, and its verdict; exit
+            code 0 when every value is the predicted one (VIOLATION REPRODUCED), 1 when one
+            differs (NOT REPRODUCED), 2 when the run failed (timeout, infrastructure
+            error), 3 when the machine cannot run it.
 
     Raises:
-        ValueError: the trace cannot be replayed (the reason of `unsupported`).
+        ValueError: the trace cannot be replayed (the reason of `unsupported`), or *expect*
+            does not have one result and one state per event.
     """
     why = unsupported(trace, ncpus=ncpus)
     if why:
         raise ValueError(why)
+    report = _report_code(trace.events, expect) if expect is not None else ""
     events = trace.events
     gen = _Gen(descs=[])
     cpus = task_cpus(trace)
@@ -347,9 +462,27 @@ def c_source(trace: Trace, *, name: str = "trace", ncpus: int = 2,
         f" * {i:3}: " + _comment(json.dumps(event_to_json(e), separators=(",", ":")))
         for i, e in enumerate(events)
     )
+    about = ""
+    stem = "replay"
+    if expect is not None:
+        stem = name.removesuffix(".json").replace("/", "-") or "reproducer"
+        about = "\n".join(
+            [""] + [f" * {_comment(h)}" for h in expect.heading] + [
+                " *",
+                " * It compares what it observes with the model's prediction (printed beside",
+                " * it) and exits 0 when every result and state is the predicted one (VIOLATION",
+                " * REPRODUCED), 1 when one differs (NOT REPRODUCED), 2 when the run failed,",
+                " * 3 when this machine cannot run it. Run it without arguments.",
+                " *",
+            ]
+        )  # fmt: skip
     params = {
+        "@TOOL@": "counterexample --format c" if expect is not None else "replay",
+        "@ABOUT@": about,
+        "@REPRODUCER@": "1" if expect is not None else "0",
+        "@REPORT@": report,
         "@NAME@": _comment(name),
-        "@BUILD@": " ".join(build_for(trace).gcc_args("replay.c", "replay")),
+        "@BUILD@": " ".join(build_for(trace).gcc_args(f"{stem}.c", stem)),
         "@LISTING@": listing,
         "@NEV@": str(len(events)),
         "@NCPU@": str(ncpus),
@@ -383,12 +516,12 @@ def _count_descs(events: Sequence[Event]) -> int:
     return n
 
 
-_RUNTIME: Final = r"""/* Generated by fsgs-smt replay (fsgs_smt.native.cgen) from @NAME@.
+_RUNTIME: Final = r"""/* Generated by fsgs-smt @TOOL@ (fsgs_smt.native.cgen) from @NAME@.
  * Do not edit.
  *
  * Replays this fsgs-trace/1 trace on the running kernel and prints what it observed:
 @LISTING@
- *
+ *@ABOUT@
  * Build: gcc @BUILD@
  *
  * The task runs with a foreign FS (glibc's TLS pointer replaced by the trace's state), so
@@ -426,13 +559,14 @@ _RUNTIME: Final = r"""/* Generated by fsgs-smt replay (fsgs_smt.native.cgen) fro
 #define OTHER_MASK @OTHER_MASK@
 #define OTHER_FS_BASE @OTHER_FS_BASE@
 #define OTHER_FS_STRIDE @OTHER_FS_STRIDE@
+#define REPRODUCER @REPRODUCER@
 #define UNUSED __attribute__((unused))
 
 enum {
     NR_sched_yield = 24, NR_getpid = 39, NR_clone = 56, NR_fork = 57, NR_execve = 59,
     NR_exit = 60, NR_wait4 = 61, NR_modify_ldt = 154, NR_arch_prctl = 158, NR_gettid = 186,
     NR_futex = 202, NR_sched_setaffinity = 203, NR_set_thread_area_64 = 205,
-    NR_exit_group = 231, NR_tgkill = 234, NR_getcpu = 309,
+    NR_exit_group = 231, NR_tgkill = 234, NR_getcpu = 309, NR_ptrace = 101,
     NR32_set_thread_area = 243
 };
 
@@ -501,7 +635,8 @@ static UNUSED void futex_wake(volatile int32_t *word) {
 /* ---- threads of the task's process: [0] the task, [1 + c] the other task of CPU c ---- */
 struct thr {
     volatile int32_t tid, ready, go, done, cpu_seen;
-    volatile int32_t fault;
+    volatile int32_t parked;           /* the other task is about to wait for this token */
+    volatile int32_t fault, fault_code;
     volatile uint64_t recover, fault_addr;
 };
 static struct thr thrs[1 + NCPU];
@@ -543,18 +678,32 @@ static UNUSED int wr_gsbase(struct thr *t, uint64_t v) {
     t->fault = 0; FAULTABLE(t, "wrgsbase %1", "r"(v)); return t->fault;
 }
 
-/* The kernel selftest's read_base(): the base shows in si_addr of a SIGSEGV. */
+static volatile char *guard_page;  /* PROT_NONE: the SIGSEGV of observe via fault, if needed */
+
+static inline __attribute__((always_inline)) uint64_t rd_base(int gs) {
+    uint64_t v;
+    if (gs) __asm__ volatile("rdgsbase %0" : "=r"(v));
+    else __asm__ volatile("rdfsbase %0" : "=r"(v));
+    return v;
+}
+
+/* The kernel selftest's read_base(), made exact: a 1-byte load at offset 0 through the
+   segment. Where the base is not mapped, the load's page fault reports the base in the
+   SIGSEGV's si_addr (one byte, so it never crosses into the non-canonical range, whose #GP
+   would report 0) and the handler returns through rt_sigreturn. Where the base is mapped
+   memory the load does not fault: the base is RDxBASE's, read before any signal, and a
+   load from the PROT_NONE guard page (no FS/GS involved) takes the SIGSEGV instead, so the
+   signal round trip still follows the read. A #GP (si_code SI_KERNEL) carries no address:
+   RDxBASE's value then too. */
 static UNUSED uint64_t fault_base(struct thr *t, int gs) {
-    uint64_t off = 0;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        t->fault = 0;
-        if (gs) FAULTABLE(t, "mov %%gs:(%%rcx), %%rax", "c"(off));
-        else FAULTABLE(t, "mov %%fs:(%%rcx), %%rax", "c"(off));
-        if (t->fault) return t->fault_addr + off;
-        off = (~0UL >> 1) + 1;
-    }
-    fail("observe via fault: the read did not fault", gs, 0);
-    return 0;
+    uint64_t before = rd_base(gs);
+    t->fault = 0;
+    if (gs) FAULTABLE(t, "movb %%gs:(%%rcx), %%al", "c"(0UL));
+    else FAULTABLE(t, "movb %%fs:(%%rcx), %%al", "c"(0UL));
+    if (t->fault) return t->fault_code == SI_KERNEL ? before : t->fault_addr;
+    FAULTABLE(t, "movb (%%rcx), %%al", "c"(guard_page));
+    if (t->fault != SIGSEGV) fail("observe via fault: no fault on the guard page", gs, t->fault);
+    return before;
 }
 
 static UNUSED void sels(volatile uint64_t *o) {
@@ -634,6 +783,7 @@ static void on_fault(int sig, siginfo_t *si, void *ucv) {
     struct thr *t = self_thr();
     if (t && t->recover) {
         t->fault = sig;
+        t->fault_code = si->si_code;
         t->fault_addr = (uint64_t)si->si_addr;
         uc->uc_mcontext.gregs[REG_RIP] = (greg_t)t->recover;
         t->recover = 0;
@@ -673,6 +823,7 @@ static void other_main(struct thr *t) {
     futex_wake(&t->ready);
     int32_t last = 0;
     for (;;) {
+        t->parked = last;
         while (t->go == last) futex_wait(&t->go, last);
         last = t->go;
         t->cpu_seen = (int32_t)getcpu_raw();
@@ -707,6 +858,10 @@ static UNUSED void handoff(int cpu, int32_t token) {
     o->go = token;
     futex_wake(&o->go);
     while (o->done != token) futex_wait(&o->done, before);
+    /* Woken by the other task, the task may run before that task blocks again; it would
+       then preempt the task later, a context switch the model does not have: let it block
+       now, inside this event. */
+    while (o->parked != token) rsys(NR_sched_yield, 0, 0, 0, 0, 0, 0);
     if (o->cpu_seen != cpu)
         fail("the other task ran on another CPU (cpu, seen)", cpu, o->cpu_seen);
     if (getcpu_raw() != cpu)
@@ -757,7 +912,13 @@ static UNUSED void fork_observe(int k) {
     prefault_private();  /* still inside the fork event, which ends with an IRET anyway */
 }
 
+/* A ptrace stop: the task becomes a tracee only now (PTRACE_TRACEME), stops itself inside
+   tgkill, and the tracer detaches after its events. Traced all along, every signal of the
+   trace (SIGUSR1, a fault's SIGSEGV, SIGCHLD after a fork) would stop the task too: a
+   context switch that reloads FS and GS from the descriptor tables. */
 static UNUSED void stop_for_tracer(int k) {
+    long r = rsys(NR_ptrace, PTRACE_TRACEME, 0, 0, 0, 0, 0);
+    if (r) { fail("PTRACE_TRACEME failed (event, ret)", k, r); return; }
     S->stop_at = k;
     long nr = NR_tgkill, pid = task_pid, tid = task_tid, sig = SIGSTOP;
     /* The tracer may rewrite any general register but rip, rsp, rcx, r11 and flags: keep
@@ -838,6 +999,8 @@ static int setup_task(int from) {
     fresh = mmap(0, 4096L * NFRESH, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (fresh == MAP_FAILED) return fail("mmap failed", errno, 0), -1;
     madvise((void *)fresh, 4096L * NFRESH, MADV_NOHUGEPAGE);
+    guard_page = mmap(0, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (guard_page == MAP_FAILED) return fail("mmap failed", errno, 0), -1;
     cow_page[0] = 1;
     grow_stack();
     prefault_private();
@@ -850,9 +1013,11 @@ static int setup_task(int from) {
         if (!(OTHER_MASK & (1 << c))) continue;
         char *stack = mmap(0, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (stack == MAP_FAILED) return fail("mmap failed", errno, 0), -1;
+        thrs[1 + c].parked = -1;
         long r = spawn_other(&thrs[1 + c], stack + (1 << 16));
         if (r < 0) return fail("clone failed (cpu, ret)", c, r), -1;
         while (!thrs[1 + c].ready) futex_wait(&thrs[1 + c].ready, 0);
+        while (thrs[1 + c].parked != 0) sched_yield();  /* it blocks before the trace starts */
     }
     (void)from;
     return 0;
@@ -867,9 +1032,6 @@ static int task_main(int from, int fd) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (from == 0) {
         setpgid(0, 0);
-#if NEED_PTRACE
-        if (ptrace(PTRACE_TRACEME, 0, 0, 0)) return fail("PTRACE_TRACEME failed", errno, 0), 72;
-#endif
         cpu_set_t set;
         CPU_ZERO(&set);
         CPU_SET(0, &set);
@@ -953,16 +1115,21 @@ static void on_alarm(int sig) {
     if (child_pid > 0) kill(child_pid, SIGKILL);
 }
 
-static void print_vec(const char *key, volatile uint64_t *v, int n) {
+static UNUSED void print_vec(const char *key, volatile uint64_t *v, int n) {
     printf(", \"%s\": [", key);
     for (int j = 0; j < n; j++) printf("%s\"0x%lx\"", j ? ", " : "", (unsigned long)v[j]);
     printf("]");
 }
 
 static int cannot_run(const char *why) {
+#if REPRODUCER
+    printf("CANNOT RUN on this machine: %s\n", why);
+#else
     printf("{\"cannot_run\": \"%s\"}\n", why);
+#endif
     return 3;
 }
+@REPORT@
 
 int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "--task") == 0) return task_main(atoi(argv[2]), atoi(argv[3]));
@@ -1002,16 +1169,18 @@ int main(int argc, char **argv) {
         if (sig == SIGSTOP && S->stop_at >= 0) {
             tracer_events(pid, S->stop_at);
             S->stop_at = -1;
-            sig = 0;
-        } else if (sig == SIGTRAP) {
-            sig = 0;  /* after execve */
+            ptrace(PTRACE_DETACH, pid, 0, 0);  /* resume it untraced, SIGSTOP discarded */
+            continue;
         }
-        ptrace(PTRACE_CONT, pid, 0, (void *)(long)sig);
+        ptrace(PTRACE_CONT, pid, 0, (void *)(long)sig);  /* not a stop of ours */
     }
     child_pid = 0;
     kill(-pid, SIGKILL);  /* anything left in the task's process group */
     while (waitpid(-1, 0, __WALL) > 0 || errno == EINTR) continue;
     alarm(0);
+#if REPRODUCER
+    return report(status);
+#else
     printf("{\"replay\": 1, \"events\": %d, \"ncpus\": %d}\n", NEV, NCPU);
     for (int k = 0; k < NEV; k++) {
         struct ev *e = &S->ev[k];
@@ -1029,6 +1198,137 @@ int main(int argc, char **argv) {
     printf("{\"end\": 1, \"task\": \"%s\", \"finished\": %d, \"timeout\": %d, \"error\": \"%s\", "
            "\"error_args\": [%ld, %ld]}\n", how, S->finished, (int)timed_out,
            (const char *)S->error, (long)S->error_args[0], (long)S->error_args[1]);
+    return 0;
+#endif
+}
+"""
+
+# The reproducer's verdict (`c_source` with ``expect``): the model's prediction as tables,
+# the observed values rendered as `fsgs_smt.native.render.value_text` writes them.
+_REPORT: Final = r"""
+/* ---- the reproducer: this run against the model's prediction ---- */
+#define ROW_FMT @ROW@
+#define HEAD_FMT @HEAD@
+enum { K_OK, K_SIG, K_ERRNO, K_ERR_OR_HEX, K_OBS, K_SIGNAL };
+static const char *const heading[] = {
+    @HEADING@
+};
+static const char *const op_names[] = {
+    @OPS@
+};
+static const int result_kind[] = { @KINDS@ };
+static const char *const predicted[2][NEV > 0 ? NEV : 1] = {{
+    @RESULTS@
+}, {
+    @STATES@
+}};
+
+static const char *errno_name(long num) {
+    switch (num) {
+@ERRNOS@
+    default: return 0;
+    }
+}
+
+static const char *signal_name(long num) {
+    switch (num) {
+@SIGNALS@
+    default: return 0;
+    }
+}
+
+static void state_text(char *b, size_t n, volatile uint64_t *v) {
+    snprintf(b, n, "fs (0x%lx, 0x%lx) gs (0x%lx, 0x%lx)", (unsigned long)v[0],
+             (unsigned long)v[1], (unsigned long)v[2], (unsigned long)v[3]);
+}
+
+static void errno_text(char *b, size_t n, uint64_t v) {
+    if (v == 0) snprintf(b, n, "0");
+    else if (v >> 63 && errno_name((long)-v)) snprintf(b, n, "-%s", errno_name((long)-v));
+    else if (v >> 63) snprintf(b, n, "-E%ld", (long)-v);
+    else snprintf(b, n, "0x%lx", (unsigned long)v);
+}
+
+/* The result of event k as fsgs-trace/1 writes it (fsgs_smt.native.run.native_result). */
+static void result_text(int k, char *b, size_t n) {
+    struct ev *e = &S->ev[k];
+    char h[128];
+    if (e->state == 0) { snprintf(b, n, "not-run"); return; }
+    if (e->state != 2) { snprintf(b, n, "unfinished"); return; }
+    switch (result_kind[k]) {
+    case K_SIG:
+        if (!e->sig) snprintf(b, n, "ok");
+        else if (signal_name(e->sig)) snprintf(b, n, "%s", signal_name(e->sig));
+        else snprintf(b, n, "signal %d", e->sig);
+        return;
+    case K_ERRNO:
+        errno_text(b, n, (uint64_t)e->ret);
+        return;
+    case K_ERR_OR_HEX:
+        if (e->err) errno_text(b, n, (uint64_t)e->ret);
+        else snprintf(b, n, "0x%lx", (unsigned long)e->ret);
+        return;
+    case K_OBS:
+        if (e->has_obs) state_text(b, n, e->obs);
+        else snprintf(b, n, "missing");
+        return;
+    case K_SIGNAL:
+        if (!e->has_obs || !e->has_sc) { snprintf(b, n, "missing"); return; }
+        state_text(h, sizeof h, e->obs);
+        snprintf(b, n, "handler %s; sigcontext fs 0x%lx gs 0x%lx", h, (unsigned long)e->sc[0],
+                 (unsigned long)e->sc[1]);
+        return;
+    default:
+        snprintf(b, n, "ok");
+    }
+}
+
+/* Print this run beside the prediction and the verdict; the exit code (0 reproduced,
+   1 not reproduced, 2 the run failed). */
+static int report(int status) {
+    static const char *const checks[2] = {"result", "state"};
+    char seen[2][NEV > 0 ? NEV : 1][256];
+    int differ = 0;
+    for (int j = 0; heading[j]; j++) printf("%s\n", heading[j]);
+    printf(HEAD_FMT "\n", "i", "op", "check", "predicted", "observed");
+    for (int k = 0; k < NEV; k++) {
+        result_text(k, seen[0][k], sizeof seen[0][k]);
+        if (S->ev[k].has_after) state_text(seen[1][k], sizeof seen[1][k], S->ev[k].after);
+        else snprintf(seen[1][k], sizeof seen[1][k], "-");
+        for (int c = 0; c < 2; c++) {
+            int same = strcmp(predicted[c][k], seen[c][k]) == 0;
+            char i[16];
+            snprintf(i, sizeof i, "%d", k);
+            differ += !same;
+            printf(ROW_FMT "\n", c ? "" : i, c ? "" : op_names[k], checks[c], predicted[c][k],
+                   seen[c][k], same ? "MATCH" : "DIFFERS");
+        }
+    }
+    char how[32];
+    if (WIFEXITED(status)) snprintf(how, sizeof how, "exit %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status)) snprintf(how, sizeof how, "signal %d", WTERMSIG(status));
+    else snprintf(how, sizeof how, "unknown");
+    if (timed_out || S->error[0] || strcmp(how, "exit 0") != 0 || !S->finished) {
+        printf("RUN FAILED: ");
+        if (timed_out) printf("timeout: the program killed its task");
+        else if (S->error[0]) printf("%s: %ld, %ld", (const char *)S->error,
+                                     (long)S->error_args[0], (long)S->error_args[1]);
+        else if (strcmp(how, "exit 0") != 0) printf("the task ended with %s", how);
+        else printf("the task exited before the end of the trace");
+        printf("\n");
+        return 2;
+    }
+    if (differ) {
+        printf("NOT REPRODUCED: %d value%s differ%s from the model's prediction:\n", differ,
+               differ == 1 ? "" : "s", differ == 1 ? "s" : "");
+        for (int k = 0; k < NEV; k++)
+            for (int c = 0; c < 2; c++)
+                if (strcmp(predicted[c][k], seen[c][k]) != 0)
+                    printf("  event %d %s %s: predicted %s, observed %s\n", k, op_names[k],
+                           checks[c], predicted[c][k], seen[c][k]);
+        return 1;
+    }
+    printf("VIOLATION REPRODUCED: %s\n", @VERDICT@);
     return 0;
 }
 """

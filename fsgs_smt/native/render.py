@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
-"""Renderings of a native replay report: a litmus-style text table and JSON data.
+"""Renderings of a native replay report (a litmus-style text table and JSON data) and of a
+conformance run (counts per event kind, each disagreement in one line; JSON).
 
-Layer: native (rendering). Imports `native.run` and `traces.fsgs_json`; returns strings
-and JSON-ready values, never prints.
+Layer: native (rendering). Imports `native.run`, `native.conform` and `traces.fsgs_json`;
+returns strings and JSON-ready values, never prints.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fsgs_smt.native.conform import CaseResult, ConformReport
 from fsgs_smt.native.run import CheckReport, ReplayReport
-from fsgs_smt.traces.fsgs_json import event_to_json
+from fsgs_smt.traces.fsgs_json import event_to_json, trace_to_json
 
 
 def value_text(value: Any) -> str:
@@ -102,5 +104,108 @@ def render_json(report: ReplayReport) -> dict[str, Any]:
                 "state": _check_json(ev.state),
             }
             for ev in report.events
+        ],
+    }
+
+
+# -- conformance runs ------------------------------------------------------------------------
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def first_mismatch(result: CaseResult) -> str:
+    """The first differing check of a conformance case in one line (or its error)."""
+    if result.error:
+        return f"error: {result.error}"
+    if result.report is None:
+        return ""
+    for ev in result.report.events:
+        for what, check in (("result", ev.result), ("state", ev.state)):
+            if not check.match:
+                seen = "; ".join(f"{value_text(o.value)} x{o.runs}" for o in check.observed)
+                return (f"event {ev.i} {ev.op} {what}: predicted {value_text(check.predicted)}, "
+                        f"observed {seen}")  # fmt: skip
+    return "; ".join(result.report.errors)
+
+
+def _kind_text(result: CaseResult) -> str:
+    """What the recheck of a disagreement says, in a few words."""
+    again = result.recheck
+    if again is None:
+        return result.kind
+    seen = f"{again.matched_runs} of {again.runs} recheck runs agree"
+    return f"{result.kind}: {seen}"
+
+
+def render_conform_text(report: ConformReport) -> str:
+    """Per event kind: agree / disagree / first disagreement; the totals; each disagreeing
+    and each skipped case in one line."""
+    made = []
+    if report.random:
+        made.append(f"{_plural(report.random, 'random trace')} (seed {report.seed}, at most "
+                    f"{report.depth} events)")  # fmt: skip
+    litmus = len(report.results) - report.random
+    if report.litmus:
+        made.append(f"{_plural(litmus, 'litmus trace')} ({', '.join(report.litmus)})")
+    lines = [
+        f"conformance of this machine with {report.policy} on {report.cpu}: "
+        f"{' and '.join(made) or 'no traces'}, {_plural(report.runs, 'run')} each"
+    ]
+    counts = report.per_op()
+    header = ("op", "agree", "disagree", "first")
+    rows = [(c.op, str(c.agree), str(c.disagree), str(c.first)) for c in counts]
+    totals = (sum(c.agree for c in counts), sum(c.disagree for c in counts),
+              sum(c.first for c in counts))  # fmt: skip
+    rows.append(("total", str(totals[0]), str(totals[1]), str(totals[2])))
+    widths = [max(len(r[k]) for r in [header, *rows]) for k in range(4)]
+    for r in [header, *rows]:
+        right = (c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True))
+        lines.append("  ".join([r[0].ljust(widths[0]), *right]))
+    for res in report.disagreeing:
+        lines.append(f"DISAGREES {res.case.name} ({_kind_text(res)}): {first_mismatch(res)}")
+    for res in report.skipped:
+        lines.append(f"skipped {res.case.name}: {res.skipped}")
+    lines.append(
+        f"traces: {len(report.agreeing)} agree, {len(report.disagreeing)} disagree, "
+        f"{len(report.skipped)} skipped (cannot run here)"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def render_conform_json(report: ConformReport) -> dict[str, Any]:
+    """The same as JSON-ready data; each disagreeing case with its trace and replay report."""
+    return {
+        "policy": report.policy,
+        "cpu": report.cpu,
+        "runs": report.runs,
+        "recheck": report.recheck,
+        "seed": report.seed,
+        "depth": report.depth,
+        "random": report.random,
+        "litmus": list(report.litmus),
+        "traces": len(report.results),
+        "agree": len(report.agreeing),
+        "disagree": len(report.disagreeing),
+        "skipped": [{"name": r.case.name, "reason": r.skipped} for r in report.skipped],
+        "ops": [
+            {"op": c.op, "agree": c.agree, "disagree": c.disagree, "first": c.first}
+            for c in report.per_op()
+        ],
+        "disagreements": [
+            {
+                "name": r.case.name,
+                "kind": r.kind,
+                "recheck": None if r.recheck is None else {
+                    "runs": r.recheck.runs, "matched_runs": r.recheck.matched_runs,
+                    "seen": r.recheck.seen,
+                },
+                "first": first_mismatch(r),
+                "error": r.error,
+                "trace": trace_to_json(r.case.trace),
+                "report": render_json(r.report) if r.report is not None else None,
+            }
+            for r in report.disagreeing
         ],
     }

@@ -247,9 +247,12 @@ def parse_output(trace: Trace, text: str) -> NativeRun:
 
 def compile_program(
     trace: Trace, workdir: Path, *, gcc: str = "gcc", name: str = "trace", ncpus: int = 2,
-    timeout_s: int = cgen.DEFAULT_TIMEOUT_S, werror: bool = False,
+    timeout_s: int = cgen.DEFAULT_TIMEOUT_S, werror: bool = False, source: str | None = None,
 ) -> Path:  # fmt: skip
     """Write ``workdir/<stem>.c`` for *trace* and compile it; the executable's path.
+
+    *source* is the program's text (default: `cgen.c_source` of *trace*, the replay
+    program; a reproducer passes its own, generated for the same trace).
 
     Raises:
         CannotReplayError: the trace needs something the replay cannot do, or gcc failed (a
@@ -259,11 +262,13 @@ def compile_program(
     if why:
         raise CannotReplayError(why)
     stem = Path(name).stem or "trace"
-    source = workdir / f"{stem}.c"
+    path = workdir / f"{stem}.c"
     exe = workdir / stem
-    source.write_text(cgen.c_source(trace, name=name, ncpus=ncpus, timeout_s=timeout_s))
+    if source is None:
+        source = cgen.c_source(trace, name=name, ncpus=ncpus, timeout_s=timeout_s)
+    path.write_text(source)
     args = [gcc, *(["-Werror"] if werror else []), *cgen.build_for(trace).gcc_args(
-        str(source), str(exe))]  # fmt: skip
+        str(path), str(exe))]  # fmt: skip
     try:
         built = subprocess.run(  # noqa: S603 - the compiler and arguments we chose
             args, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S, check=False

@@ -24,6 +24,7 @@ from fsgs_smt.semantics import x86
 from fsgs_smt.semantics.domain import Domain, V
 from fsgs_smt.semantics.events import (
     USER_REGS_SLOTS,
+    Abi,
     ArchPrctl,
     Event,
     Exec,
@@ -165,13 +166,15 @@ class Semantics:
 
     def _syscall(
         self, store: Store, task: Choice, cpu: Choice, g: V, hook: str, *,
-        seg: Seg | None = None, args: Mapping[str, V] | None = None,
+        seg: Seg | None = None, args: Mapping[str, V] | None = None, iret: bool = False,
     ) -> V:  # fmt: skip
+        """A system call: entry, the policy's hook, and the return (SYSRET, or IRET for
+        ``int $0x80``, whose compat entry always returns through IRET)."""
         self._enter(store, cpu, g)
         ret = self.m.run_hook(
             store, hook, g, threads={"task": task}, cpu=cpu, current=True, seg=seg, args=args
         )
-        self._exit_sysret(store, cpu, g)
+        (self._exit_iret if iret else self._exit_sysret)(store, cpu, g)
         return ret
 
     def _desc_args(self, desc: UserDesc) -> dict[str, V]:
@@ -257,7 +260,12 @@ class Semantics:
                 args = self._desc_args(desc)
                 args["entry_number"] = d.zext(d.lift(entry, 32), 32, 64)  # -1: 0xffffffff
                 args["abi_ia32"] = d.boolean(abi.value == "ia32")
-                return {"ret": self._syscall(store, task, cpu, g, "set_thread_area", args=args)}
+                # int $0x80 (abi ia32) returns through IRET, measured natively (a null
+                # selector 3 became 0); the 64-bit syscall 205 returns through SYSRET.
+                ret = self._syscall(
+                    store, task, cpu, g, "set_thread_area", args=args, iret=abi is Abi.IA32
+                )
+                return {"ret": ret}
             case Observe(via=via):
                 return self._observe(store, task, cpu, g, via)
         msg = f"{type(event).__name__} is not a user-mode action"

@@ -93,6 +93,7 @@ EXPECTED = [
     *[("linux-5.9", q, cpu, "PROVED") for q in ("Q1b", "Q2a", "Q2b", "Q3", "Q4")
       for cpu in CPU_MODEL_NAMES],
     *[("linux-5.9", "kernel-never-loads-noncanonical", cpu, "PROVED") for cpu in CPU_MODEL_NAMES],
+    *[("linux-5.9", "no-cross-task-leak", cpu, "PROVED") for cpu in CPU_MODEL_NAMES],
 ]  # fmt: skip
 
 

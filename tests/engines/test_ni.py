@@ -1,0 +1,74 @@
+"""The noninterference product: its candidates and its steps (the proofs themselves are in
+proofs/ and re-checked by `fsgs-smt check`)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import z3
+
+from fsgs_smt.encode.system import PARAMS, System
+from fsgs_smt.engines import ni
+from fsgs_smt.policy.catalog import load_checked
+from fsgs_smt.semantics.cpu import CPU_MODELS
+from fsgs_smt.semantics.state import Bounds
+
+
+@cache
+def _system() -> System:
+    return System(load_checked("linux-5.9"), CPU_MODELS["intel"], Bounds(ncpus=2, ldt_slots=2))
+
+
+def test_every_field_has_an_equality_candidate_and_cpu_fields_a_conditional_one() -> None:
+    system = _system()
+    names = [n for n, _ in ni.relational_candidates(system)]
+
+    assert len(names) == len(set(names))
+    assert {f"same {k}" for k in system.layout} <= set(names)
+    cpu_keys = [k for k in system.layout if k.startswith("cpu")]
+    assert {f"same {k} while the task runs there" for k in cpu_keys} <= set(names)
+    assert len(names) == len(system.layout) + len(cpu_keys)
+
+
+def _values(system: System, world: dict[str, int | bool], s: dict[str, z3.ExprRef]) -> list:
+    """*s* equals the concrete *world*."""
+    out = []
+    for k, v in world.items():
+        width = system.layout[k]
+        out.append(s[k] == (z3.BoolVal(bool(v)) if width == 0 else z3.BitVecVal(int(v), width)))
+    return out
+
+
+def test_a_product_step_outside_the_free_yields_is_the_same_event_in_both_copies() -> None:
+    """From equal worlds, every single-variant group gives equal successors (same params)."""
+    system = _system()
+    a = {k: system.d.var(f"{k}@ta", w) for k, w in system.layout.items()}
+    b = {k: system.d.var(f"{k}@tb", w) for k, w in system.layout.items()}
+    world = system.conc.initial_world()
+    for group in system.groups()[1:]:
+        cons, na, nb = ni._group_step(system, group, a, b, "t")
+        solver = z3.Solver()
+        solver.add(*_values(system, world, a), *_values(system, world, b), cons)
+        solver.add(z3.Or([na[k] != nb[k] for k in system.layout]))
+
+        assert solver.check() == z3.unsat, system.variants[group[0]].name
+
+
+def test_free_yields_may_differ_in_what_the_other_task_does() -> None:
+    """In the shared group, the two copies' other tasks can end up different, and the same
+    parameters are forced when one copy does not take a free yield."""
+    system = _system()
+    a = {k: system.d.var(f"{k}@ua", w) for k, w in system.layout.items()}
+    b = {k: system.d.var(f"{k}@ub", w) for k, w in system.layout.items()}
+    world = system.conc.initial_world()
+    shared = system.groups()[0]
+    cons, na, nb = ni._group_step(system, shared, a, b, "u")
+    solver = z3.Solver()
+    solver.add(*_values(system, world, a), *_values(system, world, b), cons)
+
+    assert solver.check(na["O0.gsbase"] != nb["O0.gsbase"]) == z3.sat
+    migrate = next(i for i in shared if system.variants[i].name == "migrate")
+    opa = z3.BitVec("op@0ua", system.op_width)
+    pa = {n: z3.BitVec(f"{n}@0ua", w) for n, w in PARAMS.items()}
+    pb = {n: z3.BitVec(f"{n}@0ub", w) for n, w in PARAMS.items()}
+    assert solver.check(opa == migrate, pa["cpu"] != pb["cpu"]) == z3.unsat
