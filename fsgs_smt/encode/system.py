@@ -269,15 +269,11 @@ class System:
         ``modify_ldt`` entries stay inside the modelled LDT (or are >= LDT_ENTRIES, which
         the kernel refuses), so the simulator's world and the encoding's stay the same.
         """
-        cons = [z3.ULT(op, len(self.variants))]
-        cons.append(z3.ULT(p["cpu"], self.bounds.ncpus))
-        ent = p["ent"]
-        ldt_ok = z3.Or(z3.ULT(ent, self.bounds.ldt_slots), z3.UGE(ent, LDT_ENTRIES))
         writes_ldt = [i for i, v in enumerate(self.variants) if v.name.endswith("modify_ldt")]
-        cons.append(z3.Implies(z3.Or([op == i for i in writes_ldt]), ldt_ok))
-        for f, top in _DESC_MAX.items():
-            cons.append(z3.ULE(p[f"d_{f}"], top))
-        return z3.And(cons)
+        return z3.And(
+            z3.ULT(op, len(self.variants)), z3.ULT(p["cpu"], self.bounds.ncpus),
+            self.action_constraint(p, z3.Or([op == i for i in writes_ldt])),
+        )  # fmt: skip
 
     def action_constraint(self, p: Mapping[str, Any], writes_ldt: Any) -> Any:
         """The ranges of an other-task action's parameters (as `param_constraint`), where
