@@ -451,7 +451,7 @@ def check_cmd(
         settings = next(iter(recorded.values())).settings
         results = pr.decide_matrix(selected, invs, cpus, settings, solver=solver.value,
                                    jobs=jobs, recorded=recorded, full=full, progress=tick)
-        outcomes = [o for _, o in results] + pr.stale_records(recorded, invs, cpus)
+        outcomes = [o for _, o in results] + pr.stale_records(recorded, invs)
         print(render_check(outcomes, fmt.value, updated=False), end="")
         return ExitCode.OK if all(o.agree for o in outcomes) else ExitCode.VIOLATED
 

@@ -250,3 +250,14 @@ def test_check_reproves_a_recorded_proof_from_its_lemmas() -> None:
     rec = _cell("linux-5.9", "kernel-never-loads-noncanonical", "intel")
     (o,) = _only("linux-5.9", "kernel-never-loads-noncanonical", "intel", rec)
     assert o.agree and o.now == "PROVED"
+
+
+def test_a_cpu_model_left_out_with_cpu_is_not_a_difference() -> None:
+    """`check --cpu intel` leaves the other models' cells alone; only a recorded invariant
+    that no longer exists is reported as stale."""
+    recorded = {"linux-5.9": pr.load(pr.path_for(PROOFS, "linux-5.9"))}
+    invs = [inv for inv in INVARIANTS.values() if inv.id != "Q1a"]
+
+    stale = pr.stale_records(recorded, invs)
+
+    assert {(o.invariant, o.cpu) for o in stale} == {("Q1a", c) for c in CPU_MODEL_NAMES}
