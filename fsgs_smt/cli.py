@@ -611,7 +611,7 @@ def replay_cmd(
             print(json.dumps(render_json(report), indent=2))
         else:
             print(render_text(report), end="")
-        return ExitCode.OK if report.ok else ExitCode.VIOLATED
+        return ExitCode.OK if report.agrees else ExitCode.VIOLATED
 
     _run(body)
 

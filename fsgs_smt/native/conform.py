@@ -16,8 +16,10 @@ and counts as a disagreement.
 A disagreeing case is replayed again (*recheck* runs, a new compilation) to tell what kind
 of disagreement it is: ``never`` (the model's outcome never shows), ``sometimes`` (it
 shows in some runs only: the machine has outcomes the model lacks) or ``transient`` (every
-recheck run agrees: an event outside the trace hit the first run, such as an interrupt
-whose IRET cleared a null selector 1..3). Each still counts as a disagreement.
+recheck run agrees: an event outside the trace hit the first run). Each still counts as a
+disagreement. A case whose differing runs are each the prediction with one asynchronous
+interrupt inserted (an interrupt's IRET cleared a null selector 1..3; see `run`) and whose
+recheck agrees is ``interrupted``: the model has that outcome, so it counts as agreeing.
 """
 
 from __future__ import annotations
@@ -61,24 +63,36 @@ class CaseResult:
 
     @property
     def kind(self) -> str:
-        """agree, skipped, error, or for a disagreement: never, sometimes, transient (by the
-        recheck; ``unchecked`` without one)."""
+        """agree, interrupted (agrees, see the module), skipped, error, or for a
+        disagreement: never, sometimes, transient (by the recheck; ``unchecked`` without
+        one)."""
         if self.skipped:
             return "skipped"
         if self.error:
             return "error"
-        if self.agrees:
+        if self.report is not None and self.report.agrees:
             return "agree"
+        if self._interrupted():
+            return "interrupted"
         if self.recheck is None:
             return "unchecked"
         return {"Always": "transient", "Sometimes": "sometimes", "Never": "never"}[
             self.recheck.seen
         ]
 
+    def _interrupted(self) -> bool:
+        report, again = self.report, self.recheck
+        if report is None or again is None or report.errors or not again.agrees:
+            return False
+        return report.matched_runs + len(report.interrupted) == report.runs
+
     @property
     def agrees(self) -> bool:
-        """Replayed, and every run matched the prediction."""
-        return self.report is not None and self.report.ok
+        """Replayed, and every run matched the prediction (`ReplayReport.agrees`), or the
+        runs that did not are explained by an asynchronous interrupt and the recheck agrees."""
+        if self.report is None or self.skipped or self.error:
+            return False
+        return self.report.agrees or self._interrupted()
 
     @property
     def disagrees(self) -> bool:
@@ -230,7 +244,7 @@ def conform(
             report = replay(case.trace, policy, model, name=case.name, runs=runs,
                             settings=settings, info=machine, timeout_s=timeout_s)  # fmt: skip
             again = None
-            if not report.ok and recheck:
+            if not report.agrees and recheck:
                 again = replay(case.trace, policy, model, name=case.name, runs=recheck,
                                settings=settings, info=machine, timeout_s=timeout_s)  # fmt: skip
             result = CaseResult(case=case, report=report, recheck=again)

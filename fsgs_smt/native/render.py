@@ -71,7 +71,22 @@ def render_text(report: ReplayReport) -> str:
     lines.append(
         f"predicted outcome seen: {report.seen} ({report.matched_runs} of {report.runs} runs)"
     )
+    lines += [
+        f"run {i.run} is the prediction with {ASYNC_TEXT[i.kind]} before "
+        + (f"event {i.before}" if i.before < len(report.events) else "the end")
+        for i in report.interrupted
+    ]
+    if report.interrupted:
+        lines.append(f"agrees with the model: {'yes' if report.agrees else 'no'} (the runs "
+                     "that match outright must be the majority)")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+ASYNC_TEXT = {
+    "interrupt": "an asynchronous interrupt (IRET)",
+    "context switch": "a context switch (the task slept or was preempted)",
+    "preemption": "a preemption by an interrupt (a context switch, then IRET)",
+}
 
 
 def _check_json(check: CheckReport) -> dict[str, Any]:
@@ -92,6 +107,10 @@ def render_json(report: ReplayReport) -> dict[str, Any]:
         "runs": report.runs,
         "matched_runs": report.matched_runs,
         "seen": report.seen,
+        "interrupted": [
+            {"run": i.run, "before_event": i.before, "kind": i.kind} for i in report.interrupted
+        ],
+        "agrees": report.agrees,
         "errors": list(report.errors),
         "c_source": report.c_source,
         "events": [
@@ -167,8 +186,18 @@ def render_conform_text(report: ConformReport) -> str:
         lines.append(f"DISAGREES {res.case.name} ({_kind_text(res)}): {first_mismatch(res)}")
     for res in report.skipped:
         lines.append(f"skipped {res.case.name}: {res.skipped}")
+    interrupted = [r for r in report.agreeing if r.kind == "interrupted"]
+    for res in interrupted:
+        assert res.report is not None  # noqa: S101 - an interrupted case was replayed
+        places = ", ".join(f"{i.kind} before event {i.before}" for i in res.report.interrupted)
+        lines.append(
+            f"interrupted {res.case.name}: the prediction with an asynchronous {places}; "
+            "the recheck agrees"
+        )
     lines.append(
-        f"traces: {len(report.agreeing)} agree, {len(report.disagreeing)} disagree, "
+        f"traces: {len(report.agreeing)} agree"
+        + (f" ({len(interrupted)} of them interrupted)" if interrupted else "")
+        + f", {len(report.disagreeing)} disagree, "
         f"{len(report.skipped)} skipped (cannot run here)"
     )
     return "\n".join(lines) + "\n"
@@ -187,6 +216,7 @@ def render_conform_json(report: ConformReport) -> dict[str, Any]:
         "litmus": list(report.litmus),
         "traces": len(report.results),
         "agree": len(report.agreeing),
+        "interrupted": [r.case.name for r in report.agreeing if r.kind == "interrupted"],
         "disagree": len(report.disagreeing),
         "skipped": [{"name": r.case.name, "reason": r.skipped} for r in report.skipped],
         "ops": [

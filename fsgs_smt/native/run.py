@@ -11,6 +11,17 @@ fsgs-trace/1 values), and the litmus-style comparison (`compare`): per event MAT
 MISMATCH with both values, per trace whether the predicted outcome was seen Never,
 Sometimes or Always.
 
+The machine also acts on the task of its own accord. An interrupt that hits the task in
+user mode returns through IRET, which clears a null selector 1..3 (a timer tick, an IPI);
+a task that sleeps or is preempted is switched out and back in, which reloads its TLS
+descriptors (after an exec, say, the CPU's GDT still holds the old ones until then). A run
+that differs from the prediction is checked against the model once more with one such
+event (`ASYNCHRONOUS`) inserted between two events (`async_predictions`): if that explains
+the whole run, the report says so (`ReplayReport.interrupted`), and a report agrees with
+the model (`ReplayReport.agrees`) when every run matched or was so explained and the runs
+that matched outright are the majority. A model that is wrong everywhere still fails: it
+cannot have a majority of runs explained only by such events.
+
 The state after an event is what the task reads right after it: its CPU's registers
 (`props.view`). After a tracer event the task is stopped; it reads its state once it
 resumes, after the last tracer event of the stop, so that event is compared with the
@@ -25,7 +36,7 @@ import signal
 import subprocess
 import tempfile
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -40,6 +51,7 @@ from fsgs_smt.semantics.events import (
     ArchPrctl,
     Event,
     Fork,
+    Interrupt,
     Migrate,
     ModifyLdt,
     MovSeg,
@@ -123,6 +135,44 @@ def predict(
         else:
             states.append(_state(view(sem, world)))
     return Prediction(results=run.results, states=tuple(states))
+
+
+# What the machine may do to the task between two events of its own accord, each as model
+# events: an interrupt (its IRET), a context switch (the task slept or was preempted: the
+# other task ran), and a preemption by an interrupt (a switch, then the IRET).
+ASYNCHRONOUS: Final[Mapping[str, tuple[Event, ...]]] = {
+    "interrupt": (Interrupt(),),
+    "context switch": (Yield(),),
+    "preemption": (Yield(), Interrupt()),
+}
+
+
+def async_predictions(
+    policy: ast.Policy,
+    trace: Trace,
+    model: CpuModel,
+    *,
+    settings: Mapping[str, bool | int] | None = None,
+    ncpus: int = 2,
+) -> list[tuple[int, str, Prediction]]:
+    """For each place *k* (0..len) before event *k* and each kind of `ASYNCHRONOUS` event,
+    the prediction of the trace with that event there: ``(k, kind, prediction)``, where
+    the prediction covers the inserted events too.
+
+    A place where the model cannot take the event (the trace is not valid with it) is left
+    out.
+    """
+    events = trace.events
+    out = []
+    for k in range(len(events) + 1):
+        for kind, extra in ASYNCHRONOUS.items():
+            longer = Trace(events=(*events[:k], *extra, *events[k:]))
+            try:
+                pred = predict(policy, longer, model, settings=settings, ncpus=ncpus)
+            except FsgsError:
+                continue
+            out.append((k, kind, pred))
+    return out
 
 
 # -- one native run ---------------------------------------------------------------------------
@@ -344,6 +394,17 @@ class EventReport:
 
 
 @dataclass(frozen=True, slots=True)
+class Interrupted:
+    """A run that did not match the prediction, but matched the prediction of the trace
+    with one asynchronous event (*kind*, an `ASYNCHRONOUS` key) before event *before*
+    (``len``: after the last)."""
+
+    run: int  # counted from 1
+    before: int
+    kind: str = "interrupt"
+
+
+@dataclass(frozen=True, slots=True)
 class ReplayReport:
     """A trace replayed natively N times and compared with one policy on one CPU model."""
 
@@ -356,6 +417,7 @@ class ReplayReport:
     events: tuple[EventReport, ...]
     errors: tuple[str, ...]  # "run 3: timeout: ..." for runs that went wrong
     c_source: str | None  # where the C program was kept (--keep-c), if anywhere
+    interrupted: tuple[Interrupted, ...] = ()  # the other runs that an interrupt explains
 
     @property
     def seen(self) -> Seen:
@@ -368,6 +430,13 @@ class ReplayReport:
     def ok(self) -> bool:
         """True when every run matched the prediction."""
         return self.seen == "Always"
+
+    @property
+    def agrees(self) -> bool:
+        """Every run matched the prediction or is explained by one asynchronous event,
+        and the runs that matched outright are the majority."""
+        explained = len(self.interrupted)
+        return self.matched_runs + explained == self.runs and self.matched_runs > explained
 
 
 def _key(value: JSON) -> str:
@@ -388,11 +457,40 @@ def _check(predicted: JSON, values: Sequence[JSON]) -> CheckReport:
     )
 
 
+def _same(run: NativeRun, results: Sequence[JSON], states: Sequence[JSON]) -> bool:
+    return all(
+        _key(r.result) == _key(p) and _key(r.state) == _key(s)
+        for r, p, s in zip(run.events, results, states, strict=True)
+    )
+
+
+def _explained(run: NativeRun, prediction: Prediction, k: int, alt: Prediction) -> bool:
+    """*run* equals *alt*, the prediction with asynchronous events inserted before event
+    *k*: the events before them as predicted, the events from *k* on as *alt* has them.
+    They may have come between event k - 1 and the task's read of its registers, so that
+    event's state may also be the one after them."""
+    extra = len(alt.results) - len(prediction.results)
+    results = [*prediction.results[:k], *alt.results[k + extra :]]
+    states = [*prediction.states[:k], *alt.states[k + extra :]]
+    if _same(run, results, states):
+        return True
+    if k == 0:
+        return False
+    states[k - 1] = alt.states[k + extra - 1]
+    return _same(run, results, states)
+
+
 def compare(
     name: str, trace: Trace, policy: str, cpu: str, prediction: Prediction,
     runs: Sequence[NativeRun], *, c_source: str | None = None,
+    alternatives: Callable[[], Sequence[tuple[int, str, Prediction]]] | None = None,
 ) -> ReplayReport:  # fmt: skip
-    """The litmus-style report of *runs* against *prediction*."""
+    """The litmus-style report of *runs* against *prediction*.
+
+    *alternatives* gives the predictions with one asynchronous event inserted
+    (`async_predictions`); it is called only if some run differs, and a run it explains is
+    recorded in `ReplayReport.interrupted`.
+    """
     events = []
     for i, event in enumerate(trace.events):
         events.append(
@@ -406,17 +504,27 @@ def compare(
         )
     matched = 0
     errors = []
+    interrupted = []
+    alts: Sequence[tuple[int, str, Prediction]] | None = None
     for n, run in enumerate(runs, 1):
         if run.error:
             errors.append(f"run {n}: {run.error}")
-        same = all(
-            _key(r.result) == _key(p) and _key(r.state) == _key(s)
-            for r, p, s in zip(run.events, prediction.results, prediction.states, strict=True)
-        )
-        matched += same and not run.error
+            continue
+        if _same(run, prediction.results, prediction.states):
+            matched += 1
+            continue
+        if alternatives is None:
+            continue
+        if alts is None:
+            alts = alternatives()
+        found = next(((k, kind) for k, kind, alt in alts if _explained(run, prediction, k, alt)),
+                     None)  # fmt: skip
+        if found is not None:
+            interrupted.append(Interrupted(run=n, before=found[0], kind=found[1]))
     return ReplayReport(
         name=name, trace=trace, policy=policy, cpu=cpu, runs=len(runs), matched_runs=matched,
         events=tuple(events), errors=tuple(errors), c_source=c_source,
+        interrupted=tuple(interrupted),
     )  # fmt: skip
 
 
@@ -490,4 +598,7 @@ def replay(
         exe = compile_program(trace, workdir, gcc=gcc, name=name, timeout_s=timeout_s)
         results = [run_program(exe, trace, timeout_s=timeout_s) for _ in range(runs)]
     kept = str(exe.with_suffix(".c")) if keep_c is not None else None
-    return compare(name, trace, policy.name, model.name, prediction, results, c_source=kept)
+    return compare(
+        name, trace, policy.name, model.name, prediction, results, c_source=kept,
+        alternatives=lambda: async_predictions(policy, trace, model, settings=settings),
+    )  # fmt: skip

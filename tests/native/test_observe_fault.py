@@ -77,11 +77,11 @@ def test_a_base_just_below_the_non_canonical_range_is_exact(fs_base: int, gs_bas
     """Bases 1 to 7 bytes below 0x800000000000: the read reports them, as the model does."""
     info = probe()
     trace = _trace(fs_base, gs_base)
-    report = replay(trace, load_checked("linux-5.9"), CPU_MODELS[info.cpu_model], runs=2,
+    report = replay(trace, load_checked("linux-5.9"), CPU_MODELS[info.cpu_model], runs=3,
                     info=info)  # fmt: skip
 
     _check_round_trip(report, fs_base, gs_base)
-    assert "Always" == report.seen, explain(report)
+    assert report.agrees, explain(report)
 
 
 def _setarch_skip_reason() -> str:
@@ -122,4 +122,4 @@ def test_a_mapped_base_is_exact_and_still_takes_the_signal_round_trip(tmp_path: 
     report = compare("mapped", trace, "linux-5.9", model.name, prediction, runs)
 
     _check_round_trip(report, fs_base, gs_base)
-    assert "Always" == report.seen, explain(report)
+    assert report.agrees, explain(report)

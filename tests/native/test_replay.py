@@ -59,6 +59,7 @@ runner = CliRunner()
 def explain(report: ReplayReport) -> str:
     """Every mismatch of a report, one line each, for assertion messages."""
     lines = [f"{report.name}: seen {report.seen} ({report.matched_runs}/{report.runs})"]
+    lines += [f"  run {i.run}: an interrupt before event {i.before}" for i in report.interrupted]
     lines += list(report.errors)
     for ev in report.events:
         for what, check in (("result", ev.result), ("state", ev.state)):
@@ -102,10 +103,12 @@ def test_excluded_traces_exist_and_say_why() -> None:
 def test_golden_trace_agrees_with_linux_5_9(
     name: str, golden_reports: dict[str, ReplayReport]
 ) -> None:
-    """Every event's result and after-state matches the model in every run."""
+    """Every event's result and after-state matches the model in every run, or in most
+    runs with the others the model's outcome under one asynchronous interrupt (an IRET
+    clears a null selector 1..3; the machine takes interrupts when it likes)."""
     report = golden_reports[name]
 
-    assert "Always" == report.seen, explain(report)
+    assert report.agrees, explain(report)
 
 
 @requires_native
@@ -114,7 +117,7 @@ def test_example_agrees_with_linux_5_9(name: str) -> None:
     """examples/*.json (every-event.json has every op, exec included)."""
     report = _replay_all([EXAMPLES / name])[name]
 
-    assert "Always" == report.seen, explain(report)
+    assert report.agrees, explain(report)
     assert report.runs == RUNS
 
 
@@ -138,7 +141,8 @@ def test_no_page_fault_nulls_a_selector_in_a_long_trace() -> None:
     """135 events holding null selectors 1..3 (cleared by any IRET), across a fork: the
     program touches its pages beforehand (and after the fork's copy-on-write), so no event
     takes a page fault the model does not have. Without that, the record of event 35, on a
-    new page of the shared area, nulled GS."""
+    new page of the shared area, nulled GS in every run (which no interrupt excuses: the
+    runs an interrupt explains must be the minority)."""
     events: list[Event] = [
         MovSeg(seg=Seg.GS, selector=3), WrBase(seg=Seg.GS, value=0x9999000),
         MovSeg(seg=Seg.FS, selector=2),
@@ -150,9 +154,9 @@ def test_no_page_fault_nulls_a_selector_in_a_long_trace() -> None:
         events += [Yield(), Observe(), Migrate(cpu=k % 2), ArchPrctl(code=ArchCode.GET_FS)]
     info = probe()
     report = replay(Trace(events=tuple(events)), load_checked("linux-5.9"),
-                    CPU_MODELS[info.cpu_model], runs=2, info=info)  # fmt: skip
+                    CPU_MODELS[info.cpu_model], runs=3, info=info)  # fmt: skip
 
-    assert "Always" == report.seen, explain(report)
+    assert report.agrees, explain(report)
     assert ("0x0", "0x1") == (  # the fork's IRET nulled FS 2; GS 1 came after it
         report.events[-1].state.predicted["fs"], report.events[-1].state.predicted["gs"]
     )
@@ -164,9 +168,9 @@ def test_int80_returns_through_iret() -> None:
     the model (this disagreement, found by replay, fixed the model; golden trace N01)."""
     trace = load_trace(GOLDEN / "N01.json").trace
     info = probe()
-    report = replay(trace, load_checked("linux-5.9"), CPU_MODELS[info.cpu_model], runs=2)
+    report = replay(trace, load_checked("linux-5.9"), CPU_MODELS[info.cpu_model], runs=3)
 
-    assert "Always" == report.seen, explain(report)
+    assert report.agrees, explain(report)
 
 
 # -- the command ------------------------------------------------------------------------------

