@@ -250,7 +250,12 @@ def _consts(term: Any) -> list[Any]:
 
 
 class _Translator:
-    """z3 terms -> bitwuzla terms, memoised on z3's node ids (the DAG stays shared)."""
+    """z3 terms -> bitwuzla terms, memoised on z3's node ids (the DAG stays shared).
+
+    The walk uses z3's C API on raw AST pointers (`z3.Z3_get_app_arg`, ...) rather than the
+    `ExprRef` wrappers, which cost most of the time of a translation. Every translated root
+    is kept alive (so are its descendants): z3 reuses the ids of freed nodes.
+    """
 
     def __init__(self, bw: Any, tm: Any) -> None:
         self.bw = bw
@@ -258,6 +263,7 @@ class _Translator:
         self.memo: dict[int, Any] = {}
         self.keep: list[Any] = []
         self.consts: dict[str, Any] = {}
+        self.sorts: dict[int, Any] = {0: tm.mk_bool_sort()}
         k = bw.Kind
         self.nary = {
             z3.Z3_OP_AND: k.AND, z3.Z3_OP_OR: k.OR, z3.Z3_OP_NOT: k.NOT,
@@ -280,45 +286,63 @@ class _Translator:
         }  # fmt: skip
 
     def __call__(self, term: Any) -> Any:
+        ctx = term.ctx_ref()
         memo = self.memo
-        stack = [term]
+        ast_id, num_args, arg = z3.Z3_get_ast_id, z3.Z3_get_app_num_args, z3.Z3_get_app_arg
+        root = term.as_ast()
+        root_id = ast_id(ctx, root)
+        if root_id in memo:
+            return memo[root_id]
+        self.keep.append(term)
+        kids: dict[int, list[Any]] = {}
+        stack = [root]
         while stack:
-            e = stack[-1]
-            key = e.get_id()
+            a = stack[-1]
+            key = ast_id(ctx, a)
             if key in memo:
                 stack.pop()
                 continue
-            pending = [c for c in e.children() if c.get_id() not in memo]
-            if pending:
-                stack.extend(pending)
-                continue
+            children = kids.get(key)
+            if children is None:
+                children = [arg(ctx, a, i) for i in range(num_args(ctx, a))]
+                kids[key] = children
+                pending = [c for c in children if ast_id(ctx, c) not in memo]
+                if pending:
+                    stack.extend(pending)
+                    continue
             stack.pop()
-            memo[key] = self._node(e)
-            self.keep.append(e)  # z3 reuses the ids of freed nodes: keep every key alive
-        return memo[term.get_id()]
+            memo[key] = self._node(ctx, a, [memo[ast_id(ctx, c)] for c in children])
+        return memo[root_id]
 
-    def _sort(self, e: Any) -> Any:
-        if z3.is_bool(e):
-            return self.tm.mk_bool_sort()
-        if z3.is_bv(e):
-            return self.tm.mk_bv_sort(e.size())
-        raise UntranslatableError(f"unsupported sort {e.sort()}")
+    def _sort(self, ctx: Any, a: Any) -> Any:
+        sort = z3.Z3_get_sort(ctx, a)
+        kind = z3.Z3_get_sort_kind(ctx, sort)
+        if kind == z3.Z3_BOOL_SORT:
+            return self.sorts[0]
+        if kind == z3.Z3_BV_SORT:
+            width = z3.Z3_get_bv_sort_size(ctx, sort)
+            if width not in self.sorts:
+                self.sorts[width] = self.tm.mk_bv_sort(width)
+            return self.sorts[width]
+        raise UntranslatableError(f"unsupported sort {z3.Z3_sort_to_string(ctx, sort)}")
 
-    def _node(self, e: Any) -> Any:
+    def _node(self, ctx: Any, a: Any, args: list[Any]) -> Any:
         tm = self.tm
-        kind = e.decl().kind()
-        if z3.is_true(e):
+        if z3.Z3_get_ast_kind(ctx, a) not in (z3.Z3_APP_AST, z3.Z3_NUMERAL_AST):
+            raise UntranslatableError(f"unsupported term {z3.Z3_ast_to_string(ctx, a)[:80]}")
+        decl = z3.Z3_get_app_decl(ctx, a)
+        kind = z3.Z3_get_decl_kind(ctx, decl)
+        if kind == z3.Z3_OP_TRUE:
             return tm.mk_true()
-        if z3.is_false(e):
+        if kind == z3.Z3_OP_FALSE:
             return tm.mk_false()
-        if z3.is_bv_value(e):
-            return tm.mk_bv_value(self._sort(e), e.as_long())
-        if kind == z3.Z3_OP_UNINTERPRETED and e.num_args() == 0:
-            name = e.decl().name()
+        if kind == z3.Z3_OP_BNUM:
+            return tm.mk_bv_value(self._sort(ctx, a), int(z3.Z3_get_numeral_string(ctx, a)))
+        if kind == z3.Z3_OP_UNINTERPRETED and not args:
+            name = z3.Z3_get_symbol_string(ctx, z3.Z3_get_decl_name(ctx, decl))
             if name not in self.consts:
-                self.consts[name] = tm.mk_const(self._sort(e), name)
+                self.consts[name] = tm.mk_const(self._sort(ctx, a), name)
             return self.consts[name]
-        args = [self.memo[c.get_id()] for c in e.children()]
         if kind in (z3.Z3_OP_AND, z3.Z3_OP_OR) and len(args) < 2:
             if args:
                 return args[0]
@@ -326,5 +350,8 @@ class _Translator:
         if kind in self.nary:
             return tm.mk_term(self.nary[kind], args)
         if kind in self.indexed:
-            return tm.mk_term(self.indexed[kind], args, e.params())
-        raise UntranslatableError(f"operator {e.decl().name()} is not translated")
+            params = [z3.Z3_get_decl_int_parameter(ctx, decl, i)
+                      for i in range(z3.Z3_get_decl_num_parameters(ctx, decl))]  # fmt: skip
+            return tm.mk_term(self.indexed[kind], args, params)
+        name = z3.Z3_get_symbol_string(ctx, z3.Z3_get_decl_name(ctx, decl))
+        raise UntranslatableError(f"operator {name} is not translated")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from fsgs_smt.semantics.cpu import CpuModel
 from fsgs_smt.semantics.domain import Domain, V
 from fsgs_smt.semantics.events import Seg
-from fsgs_smt.semantics.state import Bounds, Choice, Store, read_array
+from fsgs_smt.semantics.state import Bounds, Choice, Store, read_array, select
 
 FAULT_NONE = 0
 FAULT_GP = 1  # #GP -> SIGSEGV (arch/x86/kernel/traps.c)
@@ -121,13 +121,7 @@ def gdt_word(d: Domain, store: Store, cpu: Choice, index: V) -> V:
             words.append(cpu.map_int(d, {p: cpunode_word(int(p[3:])) for _, p in cpu}, 64))
         else:
             words.append(d.bv(_GDT_FIXED[i], 64))
-    ci = d.const_value(index)
-    if ci is not None:
-        return words[ci] if ci < GDT_ENTRIES else d.bv(0, 64)
-    result = d.bv(0, 64)
-    for i in reversed(range(GDT_ENTRIES)):
-        result = d.ite(d.eq(index, d.bv(i, 64)), words[i], result)
-    return result
+    return select(d, index, words)
 
 
 def lookup(d: Domain, store: Store, bounds: Bounds, cpu: Choice, sel: V) -> tuple[V, V]:
