@@ -34,6 +34,8 @@ def main() -> None:
     parser.add_argument("--invariant", default="kernel-never-loads-noncanonical")
     parser.add_argument("--depth", type=int, default=32)
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--no-race", action="store_true",
+                        help="counterexamples with the default solver only, as before the race")
     args = parser.parse_args()
     policy = load_checked(args.policy)
     pf = pr.load(pr.path_for(Path("proofs"), args.policy))
@@ -42,7 +44,8 @@ def main() -> None:
             continue
         (inv,) = select_invariants(None, [rec.invariant])
         start = time.perf_counter()
-        verdict, _ = counterexample(policy, inv, args.cpu, pf.settings.depth, args.timeout, None)
+        verdict, _ = counterexample(policy, inv, args.cpu, pf.settings.depth, args.timeout, None,
+                                    race=not args.no_race)  # fmt: skip
         print(f"counterexample {rec.invariant:<36}{verdict.label:<10}"
               f"{time.perf_counter() - start:8.2f} s", flush=True)  # fmt: skip
     options = Options()

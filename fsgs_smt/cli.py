@@ -354,7 +354,7 @@ def counterexample_cmd(
             invariants_file, [invariant], load_policy_invariants(Path(pol.path))
         )
         model = _cpu_model(cpu, None)
-        verdict, run = counterexample(pol, inv, model, depth, timeout, overrides)
+        verdict, run = counterexample(pol, inv, model, depth, timeout, overrides, race=True)
         if run is None:
             print(f"{inv.id} on {pol.name}/{model}: {verdict.label} {verdict.reason}".rstrip(),
                   file=sys.stderr)  # fmt: skip

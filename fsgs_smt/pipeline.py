@@ -22,9 +22,10 @@ from typing import Any
 
 from fsgs_smt.encode.property import Property
 from fsgs_smt.encode.system import System
-from fsgs_smt.engines.backend import Solver
+from fsgs_smt.engines.backend import Solver, bitwuzla_available
 from fsgs_smt.engines.houdini import Lemmas, houdini, recheck_lemmas
 from fsgs_smt.engines.kind import Deadline, Engine, Search, recheck_certificate
+from fsgs_smt.engines.portfolio import can_race, race
 from fsgs_smt.engines.verdict import Status, Verdict
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.invariants import Invariant
@@ -47,6 +48,7 @@ class Options:
     settings: Mapping[str, bool | int] | None = None
     solver: str = "auto"  # auto | z3 | bitwuzla (see engines.backend)
     lemma_hints: tuple[str, ...] | None = None  # recorded lemma names to start Houdini from
+    race: bool = False  # run the BMC search with every solver at once (`engines.portfolio`)
 
 
 def check(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options) -> Verdict:
@@ -74,8 +76,14 @@ def check(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options)
         if options.engine == "auto":
             lemmas, why = lemmas_for(system, deadline, options)
             strengthen = None if why else lemmas.conj
-        engine = Engine(system, prop, deadline, solver=options.solver, strengthen=strengthen)
-        search = engine.run(options.depth, induction=options.engine == "kind")
+        induction = options.engine == "kind"
+        racers = _racers(options)
+        if racers:
+            search = race(system, prop, deadline, racers, options.depth, induction=induction,
+                          strengthen=strengthen)  # fmt: skip
+        else:
+            engine = Engine(system, prop, deadline, solver=options.solver, strengthen=strengthen)
+            search = engine.run(options.depth, induction=induction)
         verdict = _conclude(policy, inv, model, options, system, prop, search)
         if proved is not None and verdict.status is Status.BOUNDED:
             verdict = Verdict(
@@ -87,6 +95,13 @@ def check(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options)
         trace=verdict.trace, certificate=verdict.certificate,
         seconds=time.monotonic() - start, details=verdict.details,
     )  # fmt: skip
+
+
+def _racers(options: Options) -> tuple[str, ...]:
+    """The solvers to race (`Options.race`): both, when both exist and the machine can."""
+    if not options.race or options.solver != "auto" or not can_race():
+        return ()
+    return ("bitwuzla", "z3") if bitwuzla_available() else ()
 
 
 NI_MAX_DEPTH = 1

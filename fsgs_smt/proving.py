@@ -126,10 +126,13 @@ def run_prove(request: ProveRequest, progress: Callable[[str], None] | None = No
 
 def counterexample(
     policy: ast.Policy, inv: Invariant, cpu: str, depth: int, timeout: float,
-    settings: Mapping[str, bool | int] | None,
+    settings: Mapping[str, bool | int] | None, *, race: bool = False,
 ) -> tuple[Verdict, SimRun | None]:  # fmt: skip
-    """The shortest violating trace (BMC), replayed on the simulator; None if there is none."""
-    options = Options(depth=depth, engine="bmc", timeout=timeout, settings=settings)
+    """The shortest violating trace (BMC), replayed on the simulator; None if there is none.
+
+    *race*: search with bitwuzla and z3 at once, in two processes (`engines.portfolio`).
+    """
+    options = Options(depth=depth, engine="bmc", timeout=timeout, settings=settings, race=race)
     verdict = check(policy, inv, CPU_MODELS[cpu], options)
     if verdict.status is not Status.VIOLATED:
         return verdict, None

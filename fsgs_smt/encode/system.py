@@ -326,6 +326,10 @@ class System:
             self._trans = self.sem.step_any(s, alternatives).world
         return self._trans
 
+    def build(self) -> None:
+        """Build the transition template now (before forking racers, so they share it)."""
+        self._template()
+
     def successor(self, s: Mapping[str, Any], p: Mapping[str, Any], op: Any) -> dict[str, Any]:
         """The world after one symbolic event from *s*, as terms over *s*, *p* and *op*."""
         pairs = [(self._template_state[k], s[k]) for k in self.layout]

@@ -45,6 +45,9 @@ def resolve(name: str) -> str:
         return "bitwuzla" if bitwuzla_available() else "z3"
     if name == "bitwuzla" and not bitwuzla_available():
         raise UnavailableSolverError("bitwuzla is not installed (pip install bitwuzla)")
+    if name not in SOLVERS:
+        msg = f"unknown solver {name!r}: expected one of {', '.join(SOLVERS)}"
+        raise ValueError(msg)
     return name
 
 
@@ -99,6 +102,11 @@ class Solver:
         """The satisfying assignment of the last ``sat`` answer."""
         return self.impl.model()
 
+    def values(self) -> dict[str, int | bool]:
+        """The last ``sat`` answer's value of every constant the solver has seen, by name
+        (plain data: it crosses a process boundary; `Model.from_values` reads it back)."""
+        return self.impl.values()
+
 
 class Model:
     """A satisfying assignment that evaluates z3 terms (``model_completion`` semantics)."""
@@ -109,6 +117,20 @@ class Model:
     def eval(self, term: Any, model_completion: bool = True) -> Any:
         """The value of *term* as a z3 value (unassigned constants count as zero)."""
         return self._evaluate(term)
+
+    @staticmethod
+    def from_values(values: dict[str, int | bool]) -> Model:
+        """The model that gives each named constant its value (absent ones: 0, false)."""
+
+        def evaluate(term: Any) -> Any:
+            pairs = []
+            for c in _consts(term):
+                v = values.get(c.decl().name(), 0)
+                pairs.append((c, z3.BoolVal(bool(v)) if z3.is_bool(c)
+                              else z3.BitVecVal(int(v), c.size())))  # fmt: skip
+            return z3.simplify(z3.substitute(term, *pairs)) if pairs else z3.simplify(term)
+
+        return Model(evaluate)
 
     def is_true(self, term: Any) -> bool:
         """Does boolean *term* hold?"""
@@ -147,6 +169,15 @@ class _Z3:
     def model(self) -> Model:
         m = self.solver.model()
         return Model(lambda t: m.eval(t, model_completion=True))
+
+    def values(self) -> dict[str, int | bool]:
+        m = self.solver.model()
+        out: dict[str, int | bool] = {}
+        for decl in m.decls():
+            if decl.arity() == 0:
+                v = m[decl]
+                out[decl.name()] = bool(z3.is_true(v)) if z3.is_bool(v) else v.as_long()
+        return out
 
 
 class _Deadline:
@@ -230,6 +261,13 @@ class _Bitwuzla:
             return z3.simplify(z3.substitute(term, *pairs)) if pairs else z3.simplify(term)
 
         return Model(evaluate)
+
+    def values(self) -> dict[str, int | bool]:
+        out: dict[str, int | bool] = {}
+        for name, t in self.translate.consts.items():
+            v = self.solver.get_value(t)
+            out[name] = bool(v.value()) if t.sort().is_bool() else int(v.value(10))
+        return out
 
 
 def _consts(term: Any) -> list[Any]:

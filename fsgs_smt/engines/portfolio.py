@@ -1,0 +1,110 @@
+# SPDX-License-Identifier: MIT
+"""A race of solvers: the same BMC (or k-induction) search, one process per solver.
+
+Layer: engines. Imports `engines.kind`, `engines.backend`, `encode.*`.
+
+bitwuzla and z3 disagree about which queries are hard: on the counterexample searches
+of ``bench/targets.py`` either one is up to 2.5x faster than the other, and which one
+depends on the query. With two cores, running both and taking the first answer costs
+the faster one's time. Each racer is a forked child (z3's context is not thread-safe,
+and forking shares the already built terms); it runs the whole search with its solver
+and sends back plain data: the `Search` fields and, for a satisfying answer, the value
+of every constant (`Solver.values`), from which the parent rebuilds the model
+(`Model.from_values`). The first answer that is not ``unknown`` wins and the other
+children are killed. A racer that fails (an exception, a crash) counts as ``unknown``
+with its reason, so the race is never more sure than one of its racers; everything the
+winner found is re-checked by `pipeline` as any other answer.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import traceback
+from collections.abc import Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any, cast
+
+from fsgs_smt.encode.property import Property
+from fsgs_smt.encode.system import System
+from fsgs_smt.engines.backend import Model
+from fsgs_smt.engines.kind import Deadline, Engine, Search, Strengthening
+
+GRACE_S = 5.0  # after the deadline, how long to wait for a child to notice it
+
+
+def can_race() -> bool:
+    """Forking is available and there is a second CPU to run a racer on."""
+    return "fork" in mp.get_all_start_methods() and (os.cpu_count() or 1) >= 2
+
+
+def _racer(
+    conn: Connection, system: System, prop: Property, deadline: Deadline, solver: str,
+    max_depth: int, induction: bool, strengthen: Strengthening | None,
+) -> None:  # fmt: skip
+    """The child: run the search, send (kind, depth, reason, k, values) or an error."""
+    try:
+        engine = Engine(system, prop, deadline, solver=solver, strengthen=strengthen)
+        found = engine.run(max_depth, induction=induction)
+        values = None
+        if found.model is not None:  # the last sat answer is the one `found` holds
+            solver_of = engine.base if found.kind in ("violated", "lemma-false") else None
+            values = solver_of.values() if solver_of is not None else None
+        conn.send(("ok", found.kind, found.depth, found.reason, found.k, values))
+    except BaseException:
+        conn.send(("error", traceback.format_exc(limit=3)))
+    finally:
+        conn.close()
+
+
+def race(
+    system: System, prop: Property, deadline: Deadline, solvers: Sequence[str], max_depth: int,
+    *, induction: bool, strengthen: Strengthening | None = None,
+) -> Search:  # fmt: skip
+    """`Engine.run` with each of *solvers* in its own process; the first decisive answer."""
+    ctx = mp.get_context("fork")
+    system.build()
+    children: dict[Connection, tuple[str, Any]] = {}
+    for name in solvers:
+        parent_end, child_end = ctx.Pipe(duplex=False)
+        proc = ctx.Process(
+            target=_racer, daemon=True,
+            args=(child_end, system, prop, deadline, name, max_depth, induction, strengthen),
+        )  # fmt: skip
+        proc.start()
+        child_end.close()
+        children[parent_end] = (name, proc)
+    reasons: list[str] = []
+    first_unknown: Search | None = None
+    try:
+        while children:
+            left = deadline.left_ms() / 1000 + GRACE_S
+            ready = wait(list(children), timeout=left)
+            if not ready:
+                reasons.append("the racers did not answer before the deadline")
+                break
+            for ready_conn in ready:
+                conn = cast(Connection, ready_conn)
+                name, proc = children.pop(conn)
+                try:
+                    msg: tuple[Any, ...] = conn.recv()
+                except EOFError:
+                    proc.join(1)
+                    msg = ("error", f"the process ended with exit code {proc.exitcode}")
+                conn.close()
+                if msg[0] == "error":
+                    reasons.append(f"{name}: {str(msg[1]).strip().splitlines()[-1]}")
+                    continue
+                _, kind, depth, reason, k, values = msg
+                model = Model.from_values(values) if values is not None else None
+                found = Search(kind=kind, depth=depth, model=model, reason=reason, k=k)
+                if kind != "unknown":
+                    return found
+                reasons.append(f"{name}: {reason}")
+                first_unknown = first_unknown or found
+    finally:
+        for _, proc in children.values():
+            proc.kill()
+            proc.join(1)
+    depth = first_unknown.depth if first_unknown is not None else 0
+    return Search("unknown", depth, reason="; ".join(reasons))

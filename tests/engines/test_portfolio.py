@@ -1,0 +1,95 @@
+"""The solver race (`fsgs_smt.engines.portfolio`): the winner's answer and model come back
+from its process intact; racers that fail or run out of time make UNKNOWN, never more."""
+
+from __future__ import annotations
+
+import pytest
+import z3
+
+from fsgs_smt.encode.property import Property
+from fsgs_smt.engines.backend import Model, Solver, bitwuzla_available
+from fsgs_smt.engines.kind import Deadline, Engine
+from fsgs_smt.engines.portfolio import can_race, race
+from fsgs_smt.engines.verdict import Status
+from fsgs_smt.pipeline import Options, check, system_for
+from fsgs_smt.policy.catalog import load_checked
+from fsgs_smt.proving import select_invariants
+from fsgs_smt.semantics.cpu import CPU_MODELS
+
+requires_race = pytest.mark.skipif(
+    not can_race(), reason="the race needs fork() and at least two CPUs"
+)
+SOLVERS = ["z3", "bitwuzla"] if bitwuzla_available() else ["z3"]
+
+
+def _cell(invariant: str):  # type: ignore[no-untyped-def]
+    policy = load_checked("linux-5.9")
+    system = system_for(policy, CPU_MODELS["amd-zen3"], Options())
+    (inv,) = select_invariants(None, [invariant])
+    return policy, system, inv
+
+
+@pytest.mark.parametrize("backend", SOLVERS)
+def test_values_rebuild_the_model(backend: str) -> None:
+    """`Solver.values` then `Model.from_values` evaluates as the solver's own model does."""
+    x, y = z3.BitVec("x", 64), z3.BitVec("y", 16)
+    solver = Solver(backend)
+    solver.add(x == 0xFFFF800000001000, z3.ULT(y, 3), y != 0, y != 1)
+
+    assert "sat" == solver.check().result
+    rebuilt = Model.from_values(solver.values())
+    for term in (x, y, x + 1, z3.Extract(63, 48, x)):
+        assert solver.model().as_long(term) == rebuilt.as_long(term)
+    assert 0 == Model.from_values({}).as_long(z3.BitVec("never_seen", 8))  # completion
+
+
+@requires_race
+def test_the_race_finds_the_same_shortest_counterexample() -> None:
+    """ptrace-roundtrip-accepted is VIOLATED for linux-5.9 at depth 1, with each solver
+    alone and in the race; the race's model decodes to a trace the pipeline re-checks."""
+    policy, system, inv = _cell("ptrace-roundtrip-accepted")
+    alone = Engine(system, Property(system, inv), Deadline(120)).run(3, induction=False)
+    raced = race(system, Property(system, inv), Deadline(120), SOLVERS, 3, induction=False)
+
+    assert ("violated", 1) == (alone.kind, alone.depth)
+    assert ("violated", 1) == (raced.kind, raced.depth)
+    assert raced.model is not None
+    assert len(system.decode(raced.model, 1)) == 1
+    verdict = check(policy, inv, CPU_MODELS["amd-zen3"],
+                    Options(depth=3, engine="bmc", race=True, timeout=120))  # fmt: skip
+    assert (Status.VIOLATED, 1) == (verdict.status, verdict.depth)
+
+
+@requires_race
+def test_a_proof_by_induction_comes_back_from_the_race() -> None:
+    """kernel-never-loads-noncanonical on linux-5.9: k-induction, raced, proves or bounds it
+    exactly as one solver does (the answer kind crosses the process boundary)."""
+    _, system, inv = _cell("kernel-never-loads-noncanonical")
+    alone = Engine(system, Property(system, inv), Deadline(120)).run(1, induction=True)
+    raced = race(system, Property(system, inv), Deadline(120), SOLVERS, 1, induction=True)
+
+    assert alone.kind == raced.kind
+    assert raced.model is None
+
+
+@requires_race
+def test_failing_racers_make_unknown_with_their_reasons() -> None:
+    """A solver that does not exist fails in its process: UNKNOWN, saying why."""
+    _, system, inv = _cell("ptrace-roundtrip-accepted")
+
+    found = race(system, Property(system, inv), Deadline(60), ["no-such-solver"] * 2, 2,
+                 induction=False)  # fmt: skip
+
+    assert "unknown" == found.kind
+    assert found.reason.count("no-such-solver:") == 2
+
+
+@requires_race
+def test_a_spent_deadline_makes_unknown() -> None:
+    """No time left: every racer answers unknown (timeout), and so does the race."""
+    _, system, inv = _cell("ptrace-roundtrip-accepted")
+
+    found = race(system, Property(system, inv), Deadline(0), SOLVERS, 2, induction=False)
+
+    assert "unknown" == found.kind
+    assert "timeout" in found.reason
