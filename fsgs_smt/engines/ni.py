@@ -170,22 +170,65 @@ def prove(
     system: System, inv: Invariant, lemmas: Callable[[dict[str, Any]], Any],
     deadline_ms: Callable[[], int], *, solver: str = "auto", start: Iterable[str] | None = None,
 ) -> NiProof:  # fmt: skip
-    """Relational Houdini (from *start*'s names if given), then the implication, each
-    answer re-checked in fresh solvers unless the first round already was that check."""
+    """Relational Houdini (from *start*'s names if given), then the implication.
+
+    Without *start*, one incremental solver per group, the candidates behind assumption
+    literals, finds the set (`_search`). Then, or from *start*, each query is a fresh
+    solver over worlds that share the fields the current candidates make equal
+    (`_shared`), and a counterexample to induction drops the candidates it breaks. That
+    search ends after a pass over every group in which nothing was dropped: the pass
+    checked each group, in a fresh solver, with exactly the surviving set, so it is the
+    re-check of the inductive invariant too.
+    """
     cands = relational_candidates(system)
+    by_name = dict(cands)
     alive = {n for n, _ in cands}  # both copies start from the same world: all hold
     if start is not None:
         alive &= set(start)
+    else:
+        found = _search(system, cands, lemmas, deadline_ms, solver)
+        if isinstance(found, NiProof):
+            return found
+        alive = found
+    changed = True
+    while changed:
+        changed = False
+        for group in system.groups():
+            while True:
+                names = tuple(n for n, _ in cands if n in alive)
+                a, b = _shared(system, names)
+                cons, na, nb = _group_step(system, group, a, b, "")
+                post = {n: by_name[n](na, nb) for n in names}
+                check = Solver(solver)
+                check.add(lemmas(a), lemmas(b), cons, *[by_name[n](a, b) for n in names])
+                bad = z3.Not(z3.And(list(post.values()))) if names else z3.BoolVal(False)
+                answer = check.check(bad, deadline=deadline_ms)
+                if answer.result == "unsat":
+                    break
+                if answer.result == "unknown":
+                    return NiProof("unknown", reason=f"relational lemma search: {answer.reason}")
+                model = check.model()
+                alive -= {n for n in names if not model.is_true(post[n])}
+                changed = True
+    names = tuple(n for n, _ in cands if n in alive)
+    return _implied(system, inv, cands, names, lemmas, deadline_ms, solver)
+
+
+def _search(
+    system: System, cands: list[tuple[str, Relation]], lemmas: Callable[[dict[str, Any]], Any],
+    deadline_ms: Callable[[], int], solver: str,
+) -> set[str] | NiProof:  # fmt: skip
+    """Relational Houdini from every candidate, one incremental solver per group with the
+    candidates behind assumption literals: the surviving names (or why it stopped)."""
+    alive = {n for n, _ in cands}
     a, _, _ = _copy(system, 0, "a")
     b, _, _ = _copy(system, 0, "b")
     lits = {n: z3.Bool(f"rel:{n}") for n, _ in cands}
     groups = system.groups()
     slots: list[tuple[Solver, dict[str, Any]] | None] = [None] * len(groups)
-    rounds = 0
     changed = True
     while changed:
         changed = False
-        rounds += 1
         for gi, group in enumerate(groups):
             slot = slots[gi]
             if slot is None:
@@ -207,11 +250,25 @@ def prove(
                 model = check.model()
                 alive -= {n for n in live if not model.is_true(post[n])}
                 changed = True
-    names = tuple(n for n, _ in cands if n in alive)
-    if rounds > 1:
-        why = _recheck(system, cands, names, lemmas, deadline_ms, solver)
-        if why:
-            return NiProof("unknown", reason=f"the relational lemmas did not re-check: {why}")
+    return alive
+
+
+def _shared(system: System, names: Iterable[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two worlds *a* and *b* in which every field that a ``same K`` lemma of *names*
+    makes equal is the same variable: assuming the equality, and writing it so that the
+    two copies' terms coincide (z3 shares them), which the solvers handle far better."""
+    a, _, _ = _copy(system, 0, "a")
+    b, _, _ = _copy(system, 0, "b")
+    same = {n.removeprefix("same ") for n in names if n.startswith("same ") and " " not in n[5:]}
+    return a, {k: a[k] if k in same else v for k, v in b.items()}
+
+
+def _implied(
+    system: System, inv: Invariant, cands: list[tuple[str, Relation]], names: tuple[str, ...],
+    lemmas: Callable[[dict[str, Any]], Any], deadline_ms: Callable[[], int], solver: str,
+) -> NiProof:  # fmt: skip
+    """Do the inductive relational lemmas *names* imply equal observations? (twice)"""
+    a, b = _shared(system, names)
     view_a, view_b = view(system.sem, a), view(system.sem, b)
     differ = z3.Or([view_a[f] != view_b[f] for f in inv.observe])
     by_name = dict(cands)
@@ -224,25 +281,3 @@ def prove(
         if answer.result == "unknown":
             return NiProof("unknown", reason=f"relational implication: {answer.reason}")
     return NiProof("proved", names)
-
-
-def _recheck(
-    system: System, cands: list[tuple[str, Relation]], names: tuple[str, ...],
-    lemmas: Callable[[dict[str, Any]], Any], deadline_ms: Callable[[], int], solver: str,
-) -> str:  # fmt: skip
-    """R(a, b) /\\ step => R(a', b') for every group, each in a fresh solver ("" if so)."""
-    by_name = dict(cands)
-    a, _, _ = _copy(system, 0, "a")
-    b, _, _ = _copy(system, 0, "b")
-    for group in system.groups():
-        cons, na, nb = _group_step(system, group, a, b, "")
-        check = Solver(solver)
-        check.add(lemmas(a), lemmas(b), cons, *[by_name[n](a, b) for n in names])
-        answer = check.check(
-            z3.Not(z3.And([by_name[n](na, nb) for n in names])), deadline=deadline_ms
-        )
-        if answer.result == "sat":
-            return "not preserved by " + ", ".join(system.variants[i].name for i in group)
-        if answer.result == "unknown":
-            return answer.reason
-    return ""

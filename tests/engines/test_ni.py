@@ -4,14 +4,21 @@ proofs/ and re-checked by `fsgs-smt check`)."""
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 import z3
 
+from fsgs_smt import proofs as pr
 from fsgs_smt.encode.system import PARAMS, System
 from fsgs_smt.engines import ni
+from fsgs_smt.engines.kind import Deadline
+from fsgs_smt.pipeline import Options, lemmas_for, system_for
+from fsgs_smt.proving import select_invariants
 from fsgs_smt.policy.catalog import load_checked
 from fsgs_smt.semantics.cpu import CPU_MODELS
 from fsgs_smt.semantics.state import Bounds
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @cache
@@ -72,3 +79,41 @@ def test_free_yields_may_differ_in_what_the_other_task_does() -> None:
     pa = {n: z3.BitVec(f"{n}@0ua", w) for n, w in PARAMS.items()}
     pb = {n: z3.BitVec(f"{n}@0ub", w) for n, w in PARAMS.items()}
     assert solver.check(opa == migrate, pa["cpu"] != pb["cpu"]) == z3.unsat
+
+
+def test_shared_worlds_make_the_equal_fields_one_variable() -> None:
+    """``same K`` lemmas share K's variable between the copies; conditional ones do not."""
+    system = _system()
+    a, b = ni._shared(system, ["same T.fsbase", "same cpu0.fs while the task runs there"])
+
+    assert a["T.fsbase"].eq(b["T.fsbase"])
+    assert not a["cpu0.fs"].eq(b["cpu0.fs"])
+    assert not a["O0.fsbase"].eq(b["O0.fsbase"])
+
+
+def _recorded() -> tuple[str, ...]:
+    recorded = pr.load(pr.path_for(ROOT / "proofs", "linux-5.9"))
+    (rec,) = [r for r in recorded.records
+              if r.invariant == "no-cross-task-leak" and r.cpu == "intel"]  # fmt: skip
+    return rec.lemmas
+
+
+def test_a_recorded_relational_invariant_is_rechecked_and_a_wrong_hint_dropped() -> None:
+    """From the recorded names, the proof is re-checked at once; with a hint added that
+    is not inductive (the other tasks of the two copies may set different bases in a
+    yield), the search drops it and proves the same."""
+    policy = load_checked("linux-5.9")
+    options = Options(lemma_hints=_recorded())  # the system lemmas: from the record too
+    system = system_for(policy, CPU_MODELS["intel"], options)
+    lemmas, why = lemmas_for(system, Deadline(600), options)
+    (inv,) = select_invariants(None, ["no-cross-task-leak"])
+    names = {n for n, _ in ni.relational_candidates(system)}
+    recorded = [n for n in _recorded() if n in names]
+
+    again = ni.prove(system, inv, lemmas.conj, Deadline(600).left_ms, start=recorded)
+    wrong = ni.prove(system, inv, lemmas.conj, Deadline(600).left_ms,
+                     start=[*recorded, "same O1.fsbase"])  # fmt: skip
+
+    assert "" == why
+    assert ("proved", set(recorded)) == (again.kind, set(again.lemmas))
+    assert ("proved", set(recorded)) == (wrong.kind, set(wrong.lemmas))
