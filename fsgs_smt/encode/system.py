@@ -45,6 +45,22 @@ _DESC_MAX = {
 }  # fmt: skip
 
 
+def substitute_many(terms: Mapping[str, Any], pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
+    """`z3.substitute(term, *pairs)` for every term of *terms*, the pairs marshalled once
+    (z3py re-checks and re-converts all pairs on each call: most of a step's build time)."""
+    if not terms:
+        return {}
+    n = len(pairs)
+    src, dst = (z3.Ast * n)(), (z3.Ast * n)()
+    for i, (old, new) in enumerate(pairs):
+        src[i], dst[i] = old.as_ast(), new.as_ast()
+    ctx = next(iter(terms.values())).ctx
+    return {
+        k: z3.z3._to_expr_ref(z3.Z3_substitute(ctx.ref(), t.as_ast(), n, src, dst), ctx)
+        for k, t in terms.items()
+    }
+
+
 def at(name: str, t: int) -> str:
     """The time-indexed name of a state key or parameter: ``gs_base@3``."""
     return f"{name}@{t}"
@@ -231,6 +247,8 @@ class System:
         self._template_params = {n: self.d.var(f"{n}@p", w) for n, w in PARAMS.items()}
         self._template_op = z3.BitVec("op@p", self.op_width)
         self._trans: dict[str, Any] | None = None
+        self._trans_formula: Any = None
+        self._trans_next: dict[str, Any] = {}
         self._initial = self.conc.initial_world()
 
     # ------------------------------------------------------------------ variables
@@ -335,13 +353,31 @@ class System:
         pairs = [(self._template_state[k], s[k]) for k in self.layout]
         pairs += [(self._template_params[n], p[n]) for n in PARAMS]
         pairs.append((self._template_op, op))
-        return {k: z3.substitute(v, *pairs) for k, v in self._template().items()}
+        return substitute_many(self._template(), pairs)
 
     def trans(self, t: int) -> Any:
         """The constraint linking time *t* to *t+1*."""
         s, s1, p, op = self.state(t), self.state(t + 1), self.params(t), self.op(t)
         nxt = self.successor(s, p, op)
         return z3.And(self.param_constraint(p, op), *[s1[k] == nxt[k] for k in self.layout])
+
+    def trans_instance(self, t: int) -> tuple[Any, list[tuple[Any, Any]]]:
+        """`trans` (t) as a template and the substitution that makes it step *t*'s, for
+        `Solver.add_instance` (the template is built once)."""
+        if self._trans_formula is None:
+            s, p, op = self._template_state, self._template_params, self._template_op
+            nxt = {k: self.d.var(f"{k}@s'", w) for k, w in self.layout.items()}
+            succ = self._template()
+            self._trans_formula = z3.And(
+                self.param_constraint(p, op), *[nxt[k] == succ[k] for k in self.layout]
+            )
+            self._trans_next = nxt
+        s, s1, p = self.state(t), self.state(t + 1), self.params(t)
+        pairs = [(self._template_state[k], s[k]) for k in self.layout]
+        pairs += [(self._trans_next[k], s1[k]) for k in self.layout]
+        pairs += [(self._template_params[n], p[n]) for n in PARAMS]
+        pairs.append((self._template_op, self.op(t)))
+        return self._trans_formula, pairs
 
     # ------------------------------------------------------------------ decoding
     def decode(self, model: z3.ModelRef, steps: int) -> list[ev.Event]:

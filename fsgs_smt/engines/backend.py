@@ -88,6 +88,14 @@ class Solver:
         for t in _flat(terms):
             self.impl.add(t)
 
+    def add_instance(self, template: Any, pairs: list[tuple[Any, Any]]) -> None:
+        """Assert *template* with each ``old`` of *pairs* replaced by its ``new``.
+
+        bitwuzla translates the template once and substitutes in its own terms, so a deep
+        unrolling translates each step's variables, not each step's transition.
+        """
+        self.impl.add_instance(template, pairs)
+
     def check(self, *assumptions: Any, deadline: Callable[[], int] | None = None) -> Answer:
         """Satisfiable under *assumptions*? *deadline* gives the milliseconds left."""
         left = deadline() if deadline is not None else 0
@@ -157,6 +165,9 @@ class _Z3:
     def add(self, term: Any) -> None:
         self.solver.add(term)
 
+    def add_instance(self, template: Any, pairs: list[tuple[Any, Any]]) -> None:
+        self.solver.add(z3.substitute(template, *pairs) if pairs else template)
+
     def check(self, assumptions: list[Any], left_ms: int | None) -> Answer:
         self.solver.set("timeout", left_ms if left_ms is not None else 4294967295)
         result = self.solver.check(*assumptions)
@@ -224,6 +235,14 @@ class _Bitwuzla:
         except UntranslatableError as exc:
             self.failed = str(exc)
 
+    def add_instance(self, template: Any, pairs: list[tuple[Any, Any]]) -> None:
+        try:
+            base = self.translate(template)
+            subst = {self.translate(old): self.translate(new) for old, new in pairs}
+            self.solver.assert_formula(self.tm.substitute_term(base, subst) if subst else base)
+        except UntranslatableError as exc:
+            self.failed = str(exc)
+
     def check(self, assumptions: list[Any], left_ms: int | None) -> Answer:
         if self.failed:
             return Answer("unknown", f"bitwuzla: {self.failed}")
@@ -287,6 +306,22 @@ def _consts(term: Any) -> list[Any]:
     return out
 
 
+def _raw(checked: Any) -> Any:
+    """The ctypes function behind a z3 C API wrapper, without the error check after each
+    call (these getters cannot fail on a live term, and the check costs half their time)."""
+    defaults = getattr(checked, "__defaults__", None) or ()
+    inner = getattr(defaults[-1], "f", None) if defaults else None
+    return inner if inner is not None else checked
+
+
+_RAW_AST_ID = _raw(z3.Z3_get_ast_id)
+_RAW_NUM_ARGS = _raw(z3.Z3_get_app_num_args)
+_RAW_APP_ARG = _raw(z3.Z3_get_app_arg)
+_RAW_AST_KIND = _raw(z3.Z3_get_ast_kind)
+_RAW_APP_DECL = _raw(z3.Z3_get_app_decl)
+_RAW_DECL_KIND = _raw(z3.Z3_get_decl_kind)
+
+
 class _Translator:
     """z3 terms -> bitwuzla terms, memoised on z3's node ids (the DAG stays shared).
 
@@ -326,30 +361,32 @@ class _Translator:
     def __call__(self, term: Any) -> Any:
         ctx = term.ctx_ref()
         memo = self.memo
-        ast_id, num_args, arg = z3.Z3_get_ast_id, z3.Z3_get_app_num_args, z3.Z3_get_app_arg
+        ast_id, num_args, arg = _RAW_AST_ID, _RAW_NUM_ARGS, _RAW_APP_ARG
         root = term.as_ast()
         root_id = ast_id(ctx, root)
         if root_id in memo:
             return memo[root_id]
         self.keep.append(term)
-        kids: dict[int, list[Any]] = {}
-        stack = [root]
+        kids: dict[int, tuple[list[Any], list[int]]] = {}
+        stack = [(root, root_id)]
         while stack:
-            a = stack[-1]
-            key = ast_id(ctx, a)
+            a, key = stack[-1]
             if key in memo:
                 stack.pop()
                 continue
-            children = kids.get(key)
-            if children is None:
+            known = kids.get(key)
+            if known is None:
                 children = [arg(ctx, a, i) for i in range(num_args(ctx, a))]
-                kids[key] = children
-                pending = [c for c in children if ast_id(ctx, c) not in memo]
+                ids = [ast_id(ctx, c) for c in children]
+                kids[key] = (children, ids)
+                pending = [(c, i) for c, i in zip(children, ids, strict=True) if i not in memo]
                 if pending:
                     stack.extend(pending)
                     continue
+            else:
+                ids = known[1]
             stack.pop()
-            memo[key] = self._node(ctx, a, [memo[ast_id(ctx, c)] for c in children])
+            memo[key] = self._node(ctx, a, [memo[i] for i in ids])
         return memo[root_id]
 
     def _sort(self, ctx: Any, a: Any) -> Any:
@@ -366,10 +403,10 @@ class _Translator:
 
     def _node(self, ctx: Any, a: Any, args: list[Any]) -> Any:
         tm = self.tm
-        if z3.Z3_get_ast_kind(ctx, a) not in (z3.Z3_APP_AST, z3.Z3_NUMERAL_AST):
+        if _RAW_AST_KIND(ctx, a) not in (z3.Z3_APP_AST, z3.Z3_NUMERAL_AST):
             raise UntranslatableError(f"unsupported term {z3.Z3_ast_to_string(ctx, a)[:80]}")
-        decl = z3.Z3_get_app_decl(ctx, a)
-        kind = z3.Z3_get_decl_kind(ctx, decl)
+        decl = _RAW_APP_DECL(ctx, a)
+        kind = _RAW_DECL_KIND(ctx, decl)
         if kind == z3.Z3_OP_TRUE:
             return tm.mk_true()
         if kind == z3.Z3_OP_FALSE:

@@ -92,7 +92,7 @@ class Engine:
         system = self.system
         while self.base_depth < k - 1:
             self.base_depth += 1
-            self.base.add(system.trans(self.base_depth))
+            self.base.add_instance(*system.trans_instance(self.base_depth))
             if self.strengthen is not None:
                 self.base.add(self.strengthen(system.state(self.base_depth + 1)))
         s = system.state(k)
@@ -116,7 +116,7 @@ class Engine:
         solver = Solver(self.solver_name, seed=SEED)
         states = [system.state(t) for t in range(k + 1)]
         for t in range(k):
-            solver.add(system.trans(t))
+            solver.add_instance(*system.trans_instance(t))
             holds, lemmas = invariant_terms(self.prop, states[t], str(t))
             solver.add(holds, lemmas)
             if self.strengthen is not None:
