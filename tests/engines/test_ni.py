@@ -13,8 +13,8 @@ from fsgs_smt.encode.system import PARAMS, System
 from fsgs_smt.engines import ni
 from fsgs_smt.engines.kind import Deadline
 from fsgs_smt.pipeline import Options, lemmas_for, system_for
-from fsgs_smt.proving import select_invariants
 from fsgs_smt.policy.catalog import load_checked
+from fsgs_smt.proving import select_invariants
 from fsgs_smt.semantics.cpu import CPU_MODELS
 from fsgs_smt.semantics.state import Bounds
 
