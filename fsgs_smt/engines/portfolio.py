@@ -89,9 +89,11 @@ def race(
                 try:
                     msg: tuple[Any, ...] = conn.recv()
                 except EOFError:
-                    proc.join(1)
-                    msg = ("error", f"the process ended with exit code {proc.exitcode}")
+                    msg = ("error", "the process ended without an answer")
                 conn.close()
+                proc.join(GRACE_S)  # it has answered (or died): reap it
+                if msg[0] == "error" and proc.exitcode not in (None, 0):
+                    msg = ("error", f"{msg[1]} (exit code {proc.exitcode})")
                 if msg[0] == "error":
                     reasons.append(f"{name}: {str(msg[1]).strip().splitlines()[-1]}")
                     continue
