@@ -31,8 +31,7 @@ from fsgs_smt.encode.system import System
 from fsgs_smt.engines.backend import Solver
 from fsgs_smt.semantics import x86
 from fsgs_smt.semantics.events import Seg
-from fsgs_smt.semantics.state import TASK, Choice, Store, choose_by_index, other_task
-from fsgs_smt.semantics.step import PERCPU_BASE, PERCPU_STRIDE
+from fsgs_smt.semantics.state import TASK, Choice, Store, other_task, percpu_base
 
 Candidate = tuple[str, Callable[[dict[str, Any]], Any]]
 
@@ -88,8 +87,9 @@ def _never_kernel(key: str) -> Callable[[dict[str, Any]], Any]:
 Lemma = Callable[[dict[str, Any]], Any]
 
 
-def _eq_const(key: str, value: int) -> Lemma:
-    return lambda s: s[key] == value
+def _percpu(d: Any, key: str, slot: int, ncpus: int) -> Lemma:
+    """The slot's kernel GS base is its real CPU's per-CPU base."""
+    return lambda s: s[key] == percpu_base(d, s["T.cpu"], slot, ncpus)
 
 
 def _canonical(d: Any, key: str, va_bits: int) -> Lemma:
@@ -113,7 +113,7 @@ def _hidden_loadable(d: Any, cpu: str, seg: str) -> Lemma:
 
 def _gdt_holds(cpu: str, c: int, owner: str, *, task_runs_here: bool) -> Lemma:
     def lemma(s: dict[str, Any]) -> Any:
-        here = z3.And(s["T.cpu"] == c, z3.Not(s["T.stopped"]))
+        here = z3.And(z3.BoolVal(c == 0), z3.Not(s["T.stopped"]))  # slot 0: the task's CPU
         cond = here if task_runs_here else z3.Not(here)
         same = z3.And([s[f"{cpu}.gdt_tls{i}"] == s[f"{owner}.tls{i}"] for i in range(3)])
         return z3.Implies(cond, same)
@@ -128,8 +128,8 @@ def _restores(system: System, seg: Seg, field: str) -> Lemma:
 
     def lemma(s: dict[str, Any]) -> Any:
         store = Store(d, s)
-        cpu = choose_by_index(d, s["T.cpu"], sem.cpus, 8)
-        other = choose_by_index(d, s["T.cpu"], sem.others, 8)
+        cpu = Choice.one(d, sem.cpus[0])  # the task's CPU and its other task
+        other = Choice.one(d, sem.others[0])
         g = s["T.stopped"]
         x86.swapgs(d, store, cpu, g)
         sem.m.run_hook(store, "switch_out", g, threads={"prev": other}, cpu=cpu, current=True)
@@ -156,8 +156,7 @@ def candidates(system: System) -> list[Candidate]:
     ]
     for c in range(ncpus):
         cpu = f"cpu{c}"
-        percpu = PERCPU_BASE + c * PERCPU_STRIDE
-        out.append((f"{cpu}.kernel_gs_base", _eq_const(f"{cpu}.kernel_gs_base", percpu)))
+        out.append((f"{cpu}.kernel_gs_base", _percpu(d, f"{cpu}.kernel_gs_base", c, ncpus)))
         for key in ("fs_base", "gs_base"):
             out.append((f"{cpu}.{key} canonical", _canonical(d, f"{cpu}.{key}", bits)))
         for i in range(3):

@@ -134,7 +134,7 @@ def relational_candidates(system: System) -> list[tuple[str, Relation]]:
             c = int(key[3 : key.index(".")])
 
             def runs_there(a: dict[str, Any], b: dict[str, Any], k: str = key, c: int = c) -> Any:
-                here = z3.And(a["T.cpu"] == c, z3.Not(a["T.stopped"]))
+                here = z3.And(z3.BoolVal(c == 0), z3.Not(a["T.stopped"]))  # slot 0: T's CPU
                 return z3.Implies(here, a[k] == b[k])
 
             out.append((f"same {key} while the task runs there", runs_there))

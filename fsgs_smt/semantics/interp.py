@@ -411,6 +411,8 @@ class Machine:
         if head == "cpu":
             cpu = env.cpu
             if fld == "id":
+                if cpu.ident is not None:
+                    return d.zext(cpu.ident, 8, _W64)
                 return cpu.map_int(d, {p: int(p[3:]) for _, p in cpu}, _W64)
             if fld == "gdt_tls":
                 assert e.index is not None  # noqa: S101

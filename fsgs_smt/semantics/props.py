@@ -26,15 +26,15 @@ from fsgs_smt.policy.vocab import INVARIANT_BUILTINS, VIEW_FIELDS
 from fsgs_smt.semantics import x86
 from fsgs_smt.semantics.domain import V
 from fsgs_smt.semantics.events import Seg
-from fsgs_smt.semantics.state import STATUS_RUNNING, Store, choose_by_index
-from fsgs_smt.semantics.step import PERCPU_BASE, PERCPU_STRIDE, Semantics
+from fsgs_smt.semantics.state import STATUS_RUNNING, Choice, Store, percpu_base
+from fsgs_smt.semantics.step import Semantics
 
 
 def view(sem: Semantics, world: Mapping[str, V]) -> dict[str, V]:
     """The named values an invariant may read about *world* (see the module docstring)."""
     d = sem.d
     store = Store(d, world)
-    cpu = choose_by_index(d, world["T.cpu"], sem.cpus, 8)
+    cpu = Choice.one(d, sem.cpus[0])  # the task's CPU (task-relative slots, `state`)
     stopped = world["T.stopped"]
     out: dict[str, V] = {}
     for seg in (Seg.FS, Seg.GS):
@@ -58,7 +58,7 @@ def view(sem: Semantics, world: Mapping[str, V]) -> dict[str, V]:
     out["ldt_n"] = d.zext(world["mm.ldt_n"], 16, 64)
     kgs_ok = d.boolean(True)
     for c, name in enumerate(sem.cpus):
-        want = d.bv(PERCPU_BASE + c * PERCPU_STRIDE, 64)
+        want = percpu_base(d, world["T.cpu"], c, len(sem.cpus))
         kgs_ok = d.and_(kgs_ok, d.eq(world[f"{name}.kernel_gs_base"], want))
     out["kgs_ok"] = kgs_ok
     return out

@@ -8,11 +8,19 @@ width 0 means a boolean). The flat form makes the state vector of the SMT
 encoding, the comparison in the sim-vs-encoding property test and the
 merge of two worlds under a condition all one-liners.
 
-Keys (``c`` a CPU number, ``t`` a task: ``T`` the task under study, ``O<c>``
-the other task of CPU c):
+The CPUs are laid out relative to the task (a symmetry reduction): slot 0 is always the
+CPU the task is on (its number is ``T.cpu``), slot ``j`` is CPU ``(T.cpu + j) mod n``
+(`real_cpu`). A migration rotates the slots (`rotate_slots`), so every other event
+reads and writes slot 0 by name, with no choice over the CPUs; numbering CPUs the
+kernel's way is a relabelling that no event, invariant or policy can observe (the
+policy's ``cpu.id`` and the view's ``cpu`` read ``T.cpu``; each slot's per-CPU base is
+its real CPU's, `percpu_base`).
+
+Keys (``c`` a CPU slot, ``t`` a task: ``T`` the task under study, ``O<c>``
+the other task of the CPU in slot c):
 
 * ``cpu<c>.fs``, ``.fs_base``, ``.gs``, ``.gs_base``, ``.kernel_gs_base``,
-  ``.gdt_tls0..2``: the registers of CPU c and its GDT TLS slots 12..14;
+  ``.gdt_tls0..2``: the registers of the CPU in slot c and its GDT TLS slots 12..14;
   ``.fs_desc``, ``.gs_desc``: the descriptor word a MOV last loaded into the hidden part
   of the register (0 for a null selector), so an invariant can tell whether the table
   entry changed since;
@@ -47,8 +55,62 @@ THREAD_KEYS: dict[str, int] = {
 
 
 def other_task(cpu: int) -> str:
-    """The name of the other task that runs on CPU *cpu*."""
+    """The name of the other task that runs on the CPU in slot *cpu*."""
     return f"O{cpu}"
+
+
+# The kernel's per-CPU GS base (what GS.base holds while in the kernel): any canonical
+# kernel-half address; the model only needs it to differ from user values.
+PERCPU_BASE = 0xFFFF888000000000
+PERCPU_STRIDE = 0x40000
+
+
+def real_cpu(d: Domain, t_cpu: V, slot: int, ncpus: int) -> V:
+    """The number (8 bits) of the CPU in *slot*: ``(T.cpu + slot) mod ncpus``."""
+    result = d.bv(slot % ncpus, 8)  # T.cpu == 0 (and out of range: unreachable)
+    for c in range(1, ncpus):
+        result = d.ite(d.eq(t_cpu, d.bv(c, 8)), d.bv((c + slot) % ncpus, 8), result)
+    return result
+
+
+def percpu_base(d: Domain, t_cpu: V, slot: int, ncpus: int) -> V:
+    """The kernel's per-CPU base of the CPU in *slot* (its GS base in the kernel)."""
+    result = d.bv(PERCPU_BASE + (slot % ncpus) * PERCPU_STRIDE, 64)
+    for c in range(1, ncpus):
+        real = (c + slot) % ncpus
+        base = d.bv(PERCPU_BASE + real * PERCPU_STRIDE, 64)
+        result = d.ite(d.eq(t_cpu, d.bv(c, 8)), base, result)
+    return result
+
+
+def rotate_slots(
+    d: Domain, store: Store, keys: Mapping[str, int], ncpus: int, target: V, g: V
+) -> None:
+    """Under *g*, the task moves to CPU *target*: slot j takes what slot ``(j + delta)
+    mod n`` held, ``delta = (target - T.cpu) mod n``, for the CPUs and their other tasks
+    alike, and ``T.cpu`` becomes *target*. A concrete target out of range is an error
+    (a symbolic one is kept in range by the encoding's parameter constraint)."""
+    t_cpu = store.get("T.cpu")
+    known = d.const_value(target)
+    if known is not None and known >= ncpus:
+        msg = f"index out of range 0..{ncpus - 1}"
+        raise ValueError(msg)
+    old = dict(store.values)
+    for delta in range(1, ncpus):
+        moved = d.boolean(False)
+        for c in range(ncpus):
+            here = d.and_(d.eq(t_cpu, d.bv(c, 8)), d.eq(target, d.bv((c + delta) % ncpus, 8)))
+            moved = d.or_(moved, here)
+        gd = d.and_(g, moved)
+        if d.const_bool(gd) is False:
+            continue
+        for key in keys:
+            prefix, _, suffix = key.partition(".")
+            for head in ("cpu", "O"):
+                if prefix.startswith(head) and prefix[len(head) :].isdigit():
+                    j = int(prefix[len(head) :])
+                    store.set(key, old[f"{head}{(j + delta) % ncpus}.{suffix}"], gd)
+    store.set("T.cpu", target, g)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,6 +194,7 @@ class Choice:
     """
 
     alts: tuple[tuple[V, str], ...]
+    ident: V | None = None  # a CPU's number (8 bits), when it is not the slot's
 
     @staticmethod
     def one(d: Domain, prefix: str) -> Choice:

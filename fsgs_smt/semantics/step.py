@@ -9,10 +9,11 @@ a hook does is the policy's business (`interp`), what an instruction does is
 the hardware's (`x86`). The return path matters: a system-call return (SYSRET)
 keeps a null selector 1..3, an IRET zeroes it (trace-format.md).
 
-The task under study is ``T``. Each CPU c has its own other task ``O<c>``,
-another thread of the same process, which runs on c whenever T is not running
-there. A stopped task (ptrace) stays switched out until the next event that is
-not a tracer operation.
+The task under study is ``T``. Each CPU has its own other task, another thread
+of the same process, which runs on that CPU whenever T is not running there. The
+CPUs are in task-relative slots (`state`): T's CPU is always slot 0 (``cpu0``,
+its other task ``O0``), and a migration rotates the slots. A stopped task
+(ptrace) stays switched out until the next event that is not a tracer operation.
 """
 
 from __future__ import annotations
@@ -49,20 +50,18 @@ from fsgs_smt.semantics.events import (
 )
 from fsgs_smt.semantics.interp import Machine
 from fsgs_smt.semantics.state import (
+    PERCPU_BASE,
+    PERCPU_STRIDE,
     STATUS_RUNNING,
     TASK,
     THREAD_KEYS,
     Choice,
     Store,
-    choose_by_index,
     layout,
     other_task,
+    rotate_slots,
 )
 
-# The kernel's per-CPU GS base (what GS.base holds while in the kernel): any canonical
-# kernel-half address; the model only needs it to differ from user values.
-PERCPU_BASE = 0xFFFF888000000000
-PERCPU_STRIDE = 0x40000
 # Default thread state of the other tasks (a glibc-like TLS base in FS).
 OTHER_FS_BASE = 0x7F0000000000
 OTHER_FS_STRIDE = 0x10000
@@ -119,10 +118,12 @@ class Semantics:
 
     # ------------------------------------------------------------------ helpers
     def _t_cpu(self, store: Store) -> Choice:
-        return choose_by_index(self.d, store.get("T.cpu"), self.cpus, 8)
+        """The task's CPU: slot 0, whose number is ``T.cpu``."""
+        return Choice(((self.d.boolean(True), self.cpus[0]),), ident=store.get("T.cpu"))
 
     def _other(self, store: Store) -> Choice:
-        return choose_by_index(self.d, store.get("T.cpu"), self.others, 8)
+        """The other task of the task's CPU."""
+        return Choice.one(self.d, self.others[0])
 
     def _enter(self, store: Store, cpu: Choice, g: V) -> None:
         x86.swapgs(self.d, store, cpu, g)  # entry from user mode
@@ -337,7 +338,7 @@ class Semantics:
                 self._exit_iret(store, cpu, g)
             case Migrate(cpu=target):
                 self._stop(store, g)
-                store.set("T.cpu", d.lift(target, 8), g)
+                rotate_slots(d, store, self.layout, len(self.cpus), d.lift(target, 8), g)
                 # the epilogue switches the task back in, on its new CPU
             case Signal():
                 seen, frame = self._signal_roundtrip(store, task, cpu, g, handler_observes=True)

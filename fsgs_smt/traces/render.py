@@ -32,8 +32,7 @@ def task_view(world: Mapping[str, int | bool]) -> tuple[dict[str, int], bool]:
             "gs": int(world["T.gsindex"]),
             "gs_base": int(world["T.gsbase"]),
         }, True
-    cpu = f"cpu{int(world['T.cpu'])}"
-    return {name: int(world[f"{cpu}.{name}"]) for name in STATE_COLUMNS}, False
+    return {name: int(world[f"cpu0.{name}"]) for name in STATE_COLUMNS}, False  # its CPU
 
 
 def _args(event: Event) -> str:
