@@ -275,9 +275,27 @@ class _Bitwuzla:
                     )  # fmt: skip
             return values[key]
 
-        def evaluate(term: Any) -> Any:
+        def substituted(term: Any) -> Any:
             pairs = [(c, const_value(c)) for c in _consts(term)]
             return z3.simplify(z3.substitute(term, *pairs)) if pairs else z3.simplify(term)
+
+        def evaluate(term: Any) -> Any:
+            """bitwuzla evaluates the term in its model (the translation is memoised, so a
+            term the query contained costs a lookup); a term with a constant the solver
+            never saw is completed with zeros, by substitution, as z3 would."""
+            if not (z3.is_bv(term) or z3.is_bool(term)):
+                return substituted(term)
+            known = len(self.translate.consts)
+            try:
+                t = self.translate(term)
+            except UntranslatableError:
+                return substituted(term)
+            if len(self.translate.consts) != known:
+                return substituted(term)
+            v = self.solver.get_value(t)
+            if z3.is_bool(term):
+                return z3.BoolVal(bool(v.value()))
+            return z3.BitVecVal(int(v.value(10)), term.size())
 
         return Model(evaluate)
 
