@@ -14,7 +14,7 @@ from fsgs_smt.policy.catalog import load_checked
 from fsgs_smt.semantics.cpu import CPU_MODELS
 from fsgs_smt.semantics.state import Bounds
 
-SOLVERS = ["z3", "bitwuzla"] if bitwuzla_available() else ["z3"]
+SOLVERS = ["z3", "bitwuzla", "bitwuzla/rewrite-1"] if bitwuzla_available() else ["z3"]
 
 
 @cache
@@ -93,3 +93,10 @@ def test_a_model_evaluates_terms_as_z3_would(name: str) -> None:
     assert not model.is_true(z3.Not(b))
     assert 0 == model.as_long(fresh)
     assert 7 == model.as_long(fresh + x)
+
+
+@pytest.mark.skipif(not bitwuzla_available(), reason="bitwuzla is not installed")
+def test_a_configuration_is_its_backend_with_other_options() -> None:
+    solver = Solver("bitwuzla/rewrite-1")
+    assert ("bitwuzla", "bitwuzla/rewrite-1") == (solver.backend, solver.config)
+    assert "bitwuzla" == Solver("auto").backend
