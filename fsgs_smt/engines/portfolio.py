@@ -3,10 +3,12 @@
 
 Layer: engines. Imports `engines.kind`, `engines.backend`, `encode.*`.
 
-bitwuzla and z3 disagree about which queries are hard: on the counterexample searches
-of ``bench/targets.py`` either one is up to 2.5x faster than the other, and which one
-depends on the query. With two cores, running both and taking the first answer costs
-the faster one's time. Each racer is a forked child (z3's context is not thread-safe,
+Solvers, and configurations of one solver, disagree about which satisfiable queries
+are hard: on the counterexample searches of ``bench/targets.py`` either of bitwuzla's
+default and its lighter rewriting (`backend.CONFIGS`) is up to 4x faster than the
+other, and which one depends on the query (z3 was slower than both nearly always, so
+the pipeline races those two). With two cores, running both and taking the first
+answer costs the faster one's time. Each racer is a forked child (z3's context is not thread-safe,
 and forking shares the already built terms); it runs the whole search with its solver
 and sends back plain data: the `Search` fields and, for a satisfying answer, the value
 of every constant (`Solver.values`), from which the parent rebuilds the model
