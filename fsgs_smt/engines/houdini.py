@@ -11,6 +11,8 @@ Candidates come from the structure of the world and of the policy:
   code/data segment (what fill_ldt() builds); a nonzero selector's hidden descriptor is a
   present DPL-3 code/data segment; the running task's TLS array is in its CPU's GDT, and
   every other CPU's GDT holds the TLS of its other task;
+* a thread running with a null selector (0..3) and a saved base of 0 has a live base of 0
+  (true on CPUs that clear the base on a null load, under kernels that keep it so);
 * from the policy: a stopped task's saved state is what the policy's switch-in would
   restore ("a task that is not running has saved exactly what it would observe"), and
   no kernel #GP has happened.
@@ -113,7 +115,7 @@ def _hidden_loadable(d: Any, cpu: str, seg: str) -> Lemma:
 
 def _gdt_holds(cpu: str, c: int, owner: str, *, task_runs_here: bool) -> Lemma:
     def lemma(s: dict[str, Any]) -> Any:
-        here = z3.And(z3.BoolVal(c == 0), z3.Not(s["T.stopped"]))  # slot 0: the task's CPU
+        here = z3.BoolVal(False) if c else z3.Not(s["T.stopped"])  # T runs only in slot 0
         cond = here if task_runs_here else z3.Not(here)
         same = z3.And([s[f"{cpu}.gdt_tls{i}"] == s[f"{owner}.tls{i}"] for i in range(3)])
         return z3.Implies(cond, same)
@@ -166,8 +168,9 @@ def candidates(system: System) -> list[Candidate]:
             out.append((f"{cpu}.{seg} never a kernel segment", _never_kernel(f"{cpu}.{seg}")))
         out.append((f"{cpu} GDT holds its other task's TLS",
                     _gdt_holds(cpu, c, other_task(c), task_runs_here=False)))  # fmt: skip
-        out.append((f"{cpu} GDT holds the task's TLS",
-                    _gdt_holds(cpu, c, TASK, task_runs_here=True)))  # fmt: skip
+        if c == 0:  # the task only ever runs in slot 0
+            out.append((f"{cpu} GDT holds the task's TLS",
+                        _gdt_holds(cpu, c, TASK, task_runs_here=True)))  # fmt: skip
     for task in [TASK] + [other_task(c) for c in range(ncpus)]:
         for seg in ("fs", "gs"):
             key = f"{task}.{seg}index"
@@ -182,7 +185,27 @@ def candidates(system: System) -> list[Candidate]:
         for part in ("index", "base"):
             name = f"stopped task restores its saved {seg_enum.value} {part}"
             out.append((name, _restores(system, seg_enum, part)))
+    for c in range(ncpus):
+        for seg in ("fs", "gs"):
+            name = f"cpu{c}.{seg} null with a saved base of 0 has a live base of 0"
+            out.append((name, _null_zero(system.d, c, seg)))
     return out
+
+
+def _null_zero(d: Any, c: int, seg: str) -> Lemma:
+    """The thread running in slot *c* (the task, or the slot's other task) has a live base
+    of 0 when its selector is null (0..3) and its saved base is 0: what a kernel that skips the
+    reload of two such selectors relies on (Linux 4.7 to 5.8 on CPUs that clear the base
+    on a null load: "if we report that the base is zero, it needs to actually be zero")."""
+
+    def lemma(s: dict[str, Any]) -> Any:
+        saved = s[f"{other_task(c)}.{seg}base"]
+        if c == 0:  # slot 0 is the task's CPU: the task runs there unless stopped
+            saved = z3.If(s["T.stopped"], saved, s[f"{TASK}.{seg}base"])
+        null = x86.null_sel(d, s[f"cpu{c}.{seg}"])
+        return z3.Implies(z3.And(null, saved == 0), s[f"cpu{c}.{seg}_base"] == 0)
+
+    return lemma
 
 
 def houdini(
