@@ -105,7 +105,7 @@ def _racers(options: Options) -> tuple[str, ...]:
     return ("bitwuzla", "bitwuzla/rewrite-1") if bitwuzla_available() else ()
 
 
-NI_MAX_DEPTH = 1
+NI_MAX_DEPTH = 2
 _SYSTEMS: dict[tuple[object, ...], System] = {}
 _LEMMAS: dict[tuple[object, ...], tuple[Lemmas, str]] = {}
 
@@ -240,7 +240,7 @@ def _noninterference(
                 )  # fmt: skip
             why_not = proof.reason
     depth = min(options.depth, NI_MAX_DEPTH)
-    found = ni.search(system, inv, depth, deadline)
+    found = ni.search(system, inv, depth, deadline, solver=options.solver)
     if found.kind == "bounded":
         reason = (
             f"noninterference is searched by bounded self-composition to depth {NI_MAX_DEPTH} "

@@ -20,12 +20,14 @@ from rich.text import Text
 
 from fsgs_smt.engines.verdict import Status, Verdict
 from fsgs_smt.native.reproduce import reproducer_source
+from fsgs_smt.native.run import CannotReplayError
 from fsgs_smt.pipeline import Options, evaluate
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.invariants import Invariant
 from fsgs_smt.proving import Result
 from fsgs_smt.semantics.cpu import CPU_MODELS
-from fsgs_smt.sim import SimRun, result_entries
+from fsgs_smt.semantics.events import Trace
+from fsgs_smt.sim import SimRun, result_entries, simulate
 from fsgs_smt.traces.fsgs_json import event_to_json, trace_to_json
 from fsgs_smt.traces.render import STATE_COLUMNS, task_view, trace_table
 
@@ -171,6 +173,12 @@ def render_counterexample(
         CannotReplayError: ``c`` for a trace the native replay cannot execute.
     """
     if fmt == "c":
+        if inv.kind == "noninterference":
+            msg = (
+                "a noninterference counterexample is a pair of traces; --format c renders "
+                "single traces; --format json gives the first of the two, --format table both"
+            )
+            raise CannotReplayError(msg)
         return [_reproducer(policy, inv, cpu, verdict, run, settings)]
     if fmt == "json":
         doc = trace_to_json(run.trace, list(run.results))
@@ -180,12 +188,35 @@ def render_counterexample(
     if fmt == "itf":
         return [_itf(policy, inv, cpu, run)]
     title = f"{inv.id} VIOLATED by {policy.name} on {cpu}: {len(run.trace.events)} events"
+    if inv.kind == "noninterference":
+        return _ni_tables(policy, inv, cpu, verdict, run, title, settings)
     values = ", ".join(f"{n} = {v}" for n, v in broken(policy, inv, cpu, verdict))
     expect = "always" if inv.kind == "state" else "expect"
     return [
         trace_table(run, title=title),
         Text(f"broken: {inv.statement}", style="bold red"),
         Text(f"  {expect} is false with {values}"),
+    ]
+
+
+def _ni_tables(
+    policy: ast.Policy, inv: Invariant, cpu: str, verdict: Verdict, run: SimRun, title: str,
+    settings: Mapping[str, bool | int] | None,
+) -> list[Any]:  # fmt: skip
+    """Both traces of a noninterference counterexample and what the task observes in each."""
+    other = verdict.details.get("other_trace", ())
+    observed = verdict.details.get("observed", [{}, {}])
+    assert isinstance(other, tuple) and isinstance(observed, list)  # noqa: S101
+    second = simulate(policy, Trace(events=other, cpu=cpu), CPU_MODELS[cpu], settings=settings)
+    differ = [
+        f"{f} = {_fmt(observed[0][f])} in the first, {_fmt(observed[1][f])} in the second"
+        for f in inv.observe if observed[0].get(f) != observed[1].get(f)
+    ]  # fmt: skip
+    return [
+        trace_table(run, title=f"{title} (the first of two runs)"),
+        trace_table(second, title="the second run: the same task events, other tasks differ"),
+        Text(f"broken: {inv.statement}", style="bold red"),
+        Text(f"  the task observes {'; '.join(differ)}"),
     ]
 
 

@@ -364,19 +364,25 @@ class System:
     def trans_instance(self, t: int) -> tuple[Any, list[tuple[Any, Any]]]:
         """`trans` (t) as a template and the substitution that makes it step *t*'s, for
         `Solver.add_instance` (the template is built once)."""
+        return self.trans_between(self.state(t), self.state(t + 1), self.params(t), self.op(t))
+
+    def trans_between(
+        self, s: Mapping[str, Any], s1: Mapping[str, Any], p: Mapping[str, Any], op: Any
+    ) -> tuple[Any, list[tuple[Any, Any]]]:
+        """The transition from world *s* to world *s1* by the event *op* with parameters
+        *p*, as a template and its substitution (see `trans_instance`)."""
         if self._trans_formula is None:
-            s, p, op = self._template_state, self._template_params, self._template_op
             nxt = {k: self.d.var(f"{k}@s'", w) for k, w in self.layout.items()}
             succ = self._template()
             self._trans_formula = z3.And(
-                self.param_constraint(p, op), *[nxt[k] == succ[k] for k in self.layout]
+                self.param_constraint(self._template_params, self._template_op),
+                *[nxt[k] == succ[k] for k in self.layout],
             )
             self._trans_next = nxt
-        s, s1, p = self.state(t), self.state(t + 1), self.params(t)
         pairs = [(self._template_state[k], s[k]) for k in self.layout]
         pairs += [(self._trans_next[k], s1[k]) for k in self.layout]
         pairs += [(self._template_params[n], p[n]) for n in PARAMS]
-        pairs.append((self._template_op, self.op(t)))
+        pairs.append((self._template_op, op))
         return self._trans_formula, pairs
 
     # ------------------------------------------------------------------ decoding

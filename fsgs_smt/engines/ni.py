@@ -26,7 +26,7 @@ from typing import Any
 import z3
 
 from fsgs_smt.encode.system import PARAMS, System
-from fsgs_smt.engines.backend import Solver
+from fsgs_smt.engines.backend import Model, Solver
 from fsgs_smt.engines.kind import Deadline
 from fsgs_smt.policy.invariants import Invariant
 from fsgs_smt.semantics.events import Event
@@ -55,14 +55,18 @@ def _copy(system: System, t: int, tag: str) -> tuple[dict[str, Any], dict[str, A
     return s, p, op
 
 
-def search(system: System, inv: Invariant, depth: int, deadline: Deadline) -> NiSearch:
-    """BMC over two copies of *system* for a difference in *inv*'s observed fields."""
+def search(
+    system: System, inv: Invariant, depth: int, deadline: Deadline, *, solver: str = "auto"
+) -> NiSearch:
+    """BMC over two copies of *system* for a difference in *inv*'s observed fields.
+
+    Each copy's step is an instance of the one transition template (`Solver.add_instance`),
+    as in `engines.kind`."""
     free = [i for i, v in enumerate(system.variants) if v.name in _FREE_OTHER]
-    solver = z3.SolverFor("QF_BV")
-    solver.set("random_seed", 0)
+    check = Solver(solver)
     s1, _, _ = _copy(system, 0, "a")
     s2, _, _ = _copy(system, 0, "b")
-    solver.add(system.init_constraint(s1), system.init_constraint(s2))
+    check.add(system.init_constraint(s1), system.init_constraint(s2))
     steps: list[tuple[Any, Any, Any, Any]] = []
     for k in range(depth + 1):
         if k > 0:
@@ -72,31 +76,24 @@ def search(system: System, inv: Invariant, depth: int, deadline: Deadline) -> Ni
             n2, _, _ = _copy(system, k, "b")
             both_free = z3.And(z3.Or([op1 == i for i in free]), z3.Or([op2 == i for i in free]))
             same = z3.And(op1 == op2, *[p1[n] == p2[n] for n in PARAMS])
-            solver.add(system.param_constraint(p1, op1), system.param_constraint(p2, op2))
-            solver.add(z3.Or(same, both_free))
-            nxt1 = system.successor(s1, p1, op1)
-            nxt2 = system.successor(s2, p2, op2)
-            solver.add(*[n1[key] == nxt1[key] for key in system.layout])
-            solver.add(*[n2[key] == nxt2[key] for key in system.layout])
+            check.add(z3.Or(same, both_free))
+            check.add_instance(*system.trans_between(s1, n1, p1, op1))
+            check.add_instance(*system.trans_between(s2, n2, p2, op2))
             steps.append((p1, op1, p2, op2))
             s1, s2 = n1, n2
         v1, v2 = view(system.sem, s1), view(system.sem, s2)
         differ = z3.Or([v1[f] != v2[f] for f in inv.observe])
-        left = deadline.left_ms()
-        if left <= 0:
-            return NiSearch("unknown", k, reason="timeout")
-        solver.set("timeout", left)
-        result = solver.check(differ)
-        if result == z3.unknown:
-            return NiSearch("unknown", k, reason=solver.reason_unknown())
-        if result == z3.sat:
-            model = solver.model()
+        answer = check.check(differ, deadline=deadline.left_ms)
+        if answer.result == "unknown":
+            return NiSearch("unknown", k, reason=answer.reason)
+        if answer.result == "sat":
+            model = check.model()
             return NiSearch("violated", k, _decode(system, model, steps, 0),
                             _decode(system, model, steps, 2))  # fmt: skip
     return NiSearch("bounded", depth)
 
 
-def _decode(system: System, model: z3.ModelRef, steps: list[Any], at: int) -> tuple[Event, ...]:
+def _decode(system: System, model: Model, steps: list[Any], at: int) -> tuple[Event, ...]:
     out = []
     for step in steps:
         params, op = step[at], step[at + 1]

@@ -100,3 +100,18 @@ def test_a_configuration_is_its_backend_with_other_options() -> None:
     solver = Solver("bitwuzla/rewrite-1")
     assert ("bitwuzla", "bitwuzla/rewrite-1") == (solver.backend, solver.config)
     assert "bitwuzla" == Solver("auto").backend
+
+
+def test_the_first_instance_built_is_of_the_worlds_it_was_asked_for() -> None:
+    """`trans_between` on a fresh system (the call that builds the template) maps every
+    template variable to the given worlds, not to itself."""
+    system = System(load_checked("linux-5.9"), CPU_MODELS["intel"], Bounds(ncpus=2, ldt_slots=1))
+    s = {k: z3.BitVec(f"{k}@x", w) if w else z3.Bool(f"{k}@x") for k, w in system.layout.items()}
+    s1 = {k: z3.BitVec(f"{k}@y", w) if w else z3.Bool(f"{k}@y") for k, w in system.layout.items()}
+    p = {n: z3.BitVec(f"{n}@z", v.size()) for n, v in system.params(0).items()}
+    op = z3.BitVec("op@z", system.op_width)
+
+    _, pairs = system.trans_between(s, s1, p, op)
+
+    targets = {str(new) for _, new in pairs}
+    assert targets == {str(v) for v in (*s.values(), *s1.values(), *p.values(), op)}

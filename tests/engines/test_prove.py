@@ -19,7 +19,7 @@ from fsgs_smt.pipeline import Options, check
 from fsgs_smt.policy.catalog import load_checked
 from fsgs_smt.proving import select_invariants
 from fsgs_smt.semantics.cpu import CPU_MODELS
-from fsgs_smt.semantics.events import Trace
+from fsgs_smt.semantics.events import MovSeg, Trace
 from fsgs_smt.sim import simulate
 from fsgs_smt.traces.fsgs_json import parse_trace
 
@@ -97,6 +97,30 @@ def test_no_cross_task_leak_is_violated_by_linux_4_6_on_amd_legacy() -> None:
     observed = verdict.details["observed"]
     assert isinstance(observed, list)
     assert observed[0] != observed[1]
+
+
+def test_linux_4_7_on_old_amd_leaks_through_a_null_selector_1_to_3() -> None:
+    """4.7 reloads any nonzero selector at switch-in ("loading a nonzero value into FS
+    sets the index and base"), but on a CPU whose null load keeps the base, selectors
+    1..3 are null: the task gets the other task's base. Found at depth 2."""
+    verdict = _check("linux-4.7", "no-cross-task-leak", "amd-legacy", engine="bmc")
+
+    assert (Status.VIOLATED, 2) == (verdict.status, verdict.depth)
+    (first, *_) = verdict.trace
+    assert isinstance(first, MovSeg)
+    assert 1 <= first.selector <= 3
+
+
+def test_a_noninterference_counterexample_shows_both_runs() -> None:
+    """The table has both traces and the observation that differs; C is refused (exit 5)."""
+    args = ["counterexample", "linux-4.6", "no-cross-task-leak", "--cpu", "amd-legacy"]
+    table = RUNNER.invoke(app, args)
+    c_source = RUNNER.invoke(app, [*args, "--format", "c"])
+
+    assert 1 == table.exit_code, table.output
+    assert "the second run" in table.output
+    assert "the task observes" in table.output and "in the second" in table.output
+    assert 5 == c_source.exit_code
 
 
 def test_no_cross_task_leak_is_not_violated_by_linux_5_9_within_its_bound() -> None:
