@@ -8,6 +8,11 @@ invariant broken: (1) drop prefix events one at a time; (2) replace each number 
 prefix event by a simpler one (0, 1, 3, 7, 0x1000, the number's low bits, other numbers
 of the trace). The invariant's own events are kept (their parameters come from the
 model). The result is never longer than the input and is re-checked at every step.
+
+A noninterference counterexample is a pair of traces with the same task events (only the
+other tasks' actions in yields differ); `shrink_pair` drops events from both at once,
+empties one side's other-task actions, and simplifies numbers, jointly where the two
+events are the same.
 """
 
 from __future__ import annotations
@@ -81,3 +86,45 @@ def shrink(events: list[ev.Event], prefix: int, still_broken: Check) -> list[ev.
                     current = candidate
                     break
     return current
+
+
+PairCheck = Callable[[list[ev.Event], list[ev.Event]], bool]  # True while they still differ
+
+
+def shrink_pair(
+    first: list[ev.Event], second: list[ev.Event], still_differ: PairCheck
+) -> tuple[list[ev.Event], list[ev.Event]]:
+    """The smallest pair the passes reach (see the module docstring)."""
+    a, b = list(first), list(second)
+    i = 0
+    while i < len(a):
+        ca, cb = a[:i] + a[i + 1 :], b[:i] + b[i + 1 :]
+        if still_differ(ca, cb):
+            a, b = ca, cb
+        else:
+            i += 1
+    for i in range(len(a)):
+        for side in (0, 1):
+            event = (a, b)[side][i]
+            if isinstance(event, ev.Yield) and event.other and a[i] != b[i]:
+                ca, cb = list(a), list(b)
+                (ca, cb)[side][i] = ev.Yield()
+                if still_differ(ca, cb):
+                    a, b = ca, cb
+    pool = sorted({v for e in (*a, *b) for _, v in _numbers(e)})
+    for i in range(len(a)):
+        sides = ((0, 1),) if a[i] == b[i] else ((0,), (1,))
+        for together in sides:
+            event = (a, b)[together[0]][i]
+            for path, value in list(_numbers(event)):
+                for simpler in _simpler(value, pool):
+                    ca, cb = list(a), list(b)
+                    try:
+                        for side in together:
+                            (ca, cb)[side][i] = _replace((a, b)[side][i], path, simpler)
+                    except (TypeError, ValueError):
+                        continue
+                    if still_differ(ca, cb):
+                        a, b = ca, cb
+                        break
+    return a, b

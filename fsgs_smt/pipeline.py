@@ -253,21 +253,35 @@ def _noninterference(
     if found.kind != "violated":
         return Verdict(status=Status.UNKNOWN, depth=found.depth, engine="ni-bmc",
                        reason=found.reason)  # fmt: skip
-    views = []
-    for events in (found.first, found.second):
-        trace = Trace(events=events)
+    from fsgs_smt.minimize import shrink_pair  # noqa: PLC0415
+
+    def observed(events: list[Event]) -> dict[str, Any]:
+        trace = Trace(events=tuple(events))
         run = simulate(policy, trace, model, settings=options.settings, ncpus=options.ncpus)
         sem = make_semantics(policy, model, bounds_for(trace, options.ncpus), options.settings)
         world = run.worlds[-1] if run.worlds else run.initial
-        views.append({f: view(sem, world)[f] for f in inv.observe})
-    if views[0] == views[1]:
+        return {f: view(sem, world)[f] for f in inv.observe}
+
+    def differ(first: list[Event], second: list[Event]) -> bool:
+        return observed(first) != observed(second)
+
+    first, second = list(found.first), list(found.second)
+    if not differ(first, second):
         return Verdict(
             status=Status.UNKNOWN, depth=found.depth, engine="ni-bmc",
             reason="the two traces did not replay to different observations: a bug in fsgs-smt",
         )  # fmt: skip
+    first, second = shrink_pair(first, second, differ)
+    views = [observed(first), observed(second)]  # re-checked after the shrinking
+    if views[0] == views[1]:
+        return Verdict(
+            status=Status.UNKNOWN, depth=found.depth, engine="ni-bmc",
+            reason="the shrunk traces did not replay to different observations: a bug in "
+            "fsgs-smt",
+        )  # fmt: skip
     return Verdict(
-        status=Status.VIOLATED, depth=found.depth, engine="ni-bmc", trace=found.first,
-        details={"other_trace": found.second, "observed": views},
+        status=Status.VIOLATED, depth=found.depth, engine="ni-bmc", trace=tuple(first),
+        details={"other_trace": tuple(second), "observed": views},
     )  # fmt: skip
 
 

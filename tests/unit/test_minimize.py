@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fsgs_smt.minimize import shrink
+from fsgs_smt.minimize import shrink, shrink_pair
 from fsgs_smt.semantics import events as ev
 
 
@@ -36,3 +36,28 @@ def test_shrink_returns_the_input_when_nothing_can_go() -> None:
     events: list[ev.Event] = [ev.WrBase(seg=ev.Seg.GS, value=0x1000)]
 
     assert events == shrink(events, 1, _broken_if_big_gs_write)
+
+
+def _other_base(events: list[ev.Event]) -> int:
+    """A toy observation: the last base an other task wrote in a yield (0 if none)."""
+    seen = 0
+    for e in events:
+        if isinstance(e, ev.Yield):
+            for inner in e.other:
+                if isinstance(inner, ev.WrBase):
+                    seen = inner.value
+    return seen
+
+
+def test_shrink_pair_keeps_the_task_events_equal_and_the_difference() -> None:
+    """Task events are dropped and simplified in both traces at once; one side's other
+    actions may go; the pair still differs and the task events stay the same."""
+    mov = ev.MovSeg(seg=ev.Seg.FS, selector=0x2B)
+    first = [ev.Interrupt(), mov, ev.Yield(other=(ev.WrBase(seg=ev.Seg.FS, value=0x7000),))]
+    second = [ev.Interrupt(), mov, ev.Yield(other=(ev.WrBase(seg=ev.Seg.FS, value=0x9000),))]
+
+    a, b = shrink_pair(first, second, lambda x, y: _other_base(x) != _other_base(y))
+
+    assert _other_base(a) != _other_base(b)
+    assert len(a) == len(b) == 1
+    assert {a[0], b[0]} == {ev.Yield(), ev.Yield(other=(ev.WrBase(seg=ev.Seg.FS, value=1),))}
