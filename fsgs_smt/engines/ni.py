@@ -19,7 +19,7 @@ that the observed fields are equal, noninterference holds for every depth.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,14 +197,12 @@ def prove(
                 post = {n: by_name[n](na, nb) for n in names}
                 check = Solver(solver)
                 check.add(lemmas(a), lemmas(b), cons, *[by_name[n](a, b) for n in names])
-                bad = z3.Not(z3.And(list(post.values()))) if names else z3.BoolVal(False)
-                answer = check.check(bad, deadline=deadline_ms)
-                if answer.result == "unsat":
+                falsified = _falsified(check, post, names, deadline_ms)
+                if falsified is None:
                     break
-                if answer.result == "unknown":
-                    return NiProof("unknown", reason=f"relational lemma search: {answer.reason}")
-                model = check.model()
-                alive -= {n for n in names if not model.is_true(post[n])}
+                if isinstance(falsified, NiProof):
+                    return falsified
+                alive -= falsified
                 changed = True
     names = tuple(n for n, _ in cands if n in alive)
     return _implied(system, inv, cands, names, lemmas, deadline_ms, solver)
@@ -237,16 +235,30 @@ def _search(
             check, post = slot
             while True:
                 live = sorted(alive)
-                bad = z3.Not(z3.And([post[n] for n in live])) if live else z3.BoolVal(False)
-                answer = check.check(*[lits[n] for n in live], bad, deadline=deadline_ms)
-                if answer.result == "unsat":
+                falsified = _falsified(check, post, live, deadline_ms, *[lits[n] for n in live])
+                if falsified is None:
                     break
-                if answer.result == "unknown":
-                    return NiProof("unknown", reason=f"relational lemma search: {answer.reason}")
-                model = check.model()
-                alive -= {n for n in live if not model.is_true(post[n])}
+                if isinstance(falsified, NiProof):
+                    return falsified
+                alive -= falsified
                 changed = True
     return alive
+
+
+def _falsified(
+    check: Solver, post: dict[str, Any], live: Sequence[str], deadline_ms: Callable[[], int],
+    *assumptions: Any,
+) -> set[str] | NiProof | None:  # fmt: skip
+    """One induction check of the *live* candidates: None if the step keeps them all, else
+    those a counterexample falsifies (or an ``unknown`` proof saying why it stopped)."""
+    bad = z3.Not(z3.And([post[n] for n in live])) if live else z3.BoolVal(False)
+    answer = check.check(*assumptions, bad, deadline=deadline_ms)
+    if answer.result == "unsat":
+        return None
+    if answer.result == "unknown":
+        return NiProof("unknown", reason=f"relational lemma search: {answer.reason}")
+    model = check.model()
+    return {n for n in live if not model.is_true(post[n])}
 
 
 def _shared(system: System, names: Iterable[str]) -> tuple[dict[str, Any], dict[str, Any]]:
