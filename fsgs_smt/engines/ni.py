@@ -197,12 +197,11 @@ def prove(
                 post = {n: by_name[n](na, nb) for n in names}
                 check = Solver(solver)
                 check.add(lemmas(a), lemmas(b), cons, *[by_name[n](a, b) for n in names])
-                falsified = _falsified(check, post, names, deadline_ms)
-                if falsified is None:
+                dropped = _drop(check, post, names, alive, deadline_ms)
+                if isinstance(dropped, NiProof):
+                    return dropped
+                if not dropped:
                     break
-                if isinstance(falsified, NiProof):
-                    return falsified
-                alive -= falsified
                 changed = True
     names = tuple(n for n, _ in cands if n in alive)
     return _implied(system, inv, cands, names, lemmas, deadline_ms, solver)
@@ -235,30 +234,31 @@ def _search(
             check, post = slot
             while True:
                 live = sorted(alive)
-                falsified = _falsified(check, post, live, deadline_ms, *[lits[n] for n in live])
-                if falsified is None:
+                dropped = _drop(check, post, live, alive, deadline_ms, *[lits[n] for n in live])
+                if isinstance(dropped, NiProof):
+                    return dropped
+                if not dropped:
                     break
-                if isinstance(falsified, NiProof):
-                    return falsified
-                alive -= falsified
                 changed = True
     return alive
 
 
-def _falsified(
-    check: Solver, post: dict[str, Any], live: Sequence[str], deadline_ms: Callable[[], int],
-    *assumptions: Any,
-) -> set[str] | NiProof | None:  # fmt: skip
-    """One induction check of the *live* candidates: None if the step keeps them all, else
-    those a counterexample falsifies (or an ``unknown`` proof saying why it stopped)."""
+def _drop(
+    check: Solver, post: dict[str, Any], live: Sequence[str], alive: set[str],
+    deadline_ms: Callable[[], int], *assumptions: Any,
+) -> bool | NiProof:  # fmt: skip
+    """One induction check of the *live* candidates: False if the step keeps them all,
+    else True after removing from *alive* those a counterexample falsifies (or an
+    ``unknown`` proof saying why it stopped)."""
     bad = z3.Not(z3.And([post[n] for n in live])) if live else z3.BoolVal(False)
     answer = check.check(*assumptions, bad, deadline=deadline_ms)
     if answer.result == "unsat":
-        return None
+        return False
     if answer.result == "unknown":
         return NiProof("unknown", reason=f"relational lemma search: {answer.reason}")
     model = check.model()
-    return {n for n in live if not model.is_true(post[n])}
+    alive -= {n for n in live if not model.is_true(post[n])}
+    return True
 
 
 def _shared(system: System, names: Iterable[str]) -> tuple[dict[str, Any], dict[str, Any]]:
