@@ -25,7 +25,7 @@ from fsgs_smt.encode.system import System
 from fsgs_smt.engines.backend import Solver, bitwuzla_available
 from fsgs_smt.engines.houdini import Lemmas, houdini, recheck_lemmas
 from fsgs_smt.engines.kind import Deadline, Engine, Search, recheck_certificate
-from fsgs_smt.engines.portfolio import can_race, race
+from fsgs_smt.engines.portfolio import Racer, can_race, race
 from fsgs_smt.engines.verdict import Status, Verdict
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.invariants import Invariant
@@ -97,12 +97,12 @@ def check(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options)
     )  # fmt: skip
 
 
-def _racers(options: Options) -> tuple[str, ...]:
-    """The solvers to race (`Options.race`): bitwuzla in two configurations (`backend.CONFIGS`;
-    on the counterexample searches each beat z3 nearly always), when the machine can."""
+def _racers(options: Options) -> tuple[Racer, ...]:
+    """What to race (`Options.race`), when the machine can: bitwuzla in two configurations
+    (`backend.CONFIGS`), each on one encoding of the first step (`engines.portfolio`)."""
     if not options.race or options.solver != "auto" or not can_race():
         return ()
-    return ("bitwuzla", "bitwuzla/rewrite-1") if bitwuzla_available() else ()
+    return (("bitwuzla", True), ("bitwuzla/rewrite-1", False)) if bitwuzla_available() else ()
 
 
 NI_MAX_DEPTH = 2
@@ -134,10 +134,11 @@ def lemmas_for(system: System, deadline: Deadline, options: Options) -> tuple[Le
         lemmas, why = houdini(
             system, deadline.left_ms, solver=options.solver, start=options.lemma_hints
         )
-        # A search that dropped nothing in its first round has already checked exactly
-        # these lemmas, variant by variant, in fresh solvers: that is the re-check.
-        if not why and lemmas.rounds > 1:
-            again = recheck_lemmas(system, lemmas, deadline.left_ms, solver=options.solver)
+        # A group whose first check, in a fresh solver, kept exactly these lemmas has been
+        # re-checked already; the others are checked again, each in a fresh solver.
+        if not why and lemmas.unchecked:
+            again = recheck_lemmas(system, lemmas, deadline.left_ms, solver=options.solver,
+                                   groups=lemmas.unchecked)  # fmt: skip
             if again:
                 lemmas, why = Lemmas((), (), lemmas.rounds), f"the lemmas did not re-check: {again}"
         if why:

@@ -45,6 +45,9 @@ class Lemmas:
     names: tuple[str, ...]
     build: tuple[Callable[[dict[str, Any]], Any], ...]
     rounds: int
+    # The groups (indices into `System.groups`) whose first check, in a fresh solver, was
+    # not of exactly these lemmas: `recheck_lemmas` checks them again.
+    unchecked: tuple[int, ...] = ()
     template: dict[str, Any] | None = None  # a world to build over once, then substitute
     _built: list[Any] = field(default_factory=list, compare=False, repr=False)
 
@@ -219,7 +222,8 @@ def houdini(
     round drops every candidate that a counterexample to induction falsifies; the search
     ends when no variant can break the survivors. The groups that broke a candidate last
     round are asked first, so most candidates fall before the expensive (unsat) checks are
-    repeated.
+    repeated. A group whose first check, in its fresh solver, kept exactly the final set
+    has been re-checked already; the others are listed in `Lemmas.unchecked`.
 
     *start* (names recorded by an earlier run, e.g. in ``proofs/``) only narrows the
     search: the result is inductive whatever it was, and unknown names are ignored.
@@ -244,7 +248,11 @@ def houdini(
     pre = at(s)
     groups = system.groups()
     checks: list[tuple[Solver, dict[str, Any]] | None] = [None] * len(groups)
-    order = list(range(len(groups)))
+    fresh: list[frozenset[str]] = [frozenset()] * len(groups)  # what the first check kept
+    checked = [False] * len(groups)
+    # The small groups first: candidates mostly fall there, cheaply, before the first
+    # (fresh) check of the big group, which then is of the final set more often than not.
+    order = sorted(range(len(groups)), key=lambda i: len(groups[i]))
     rounds = 0
     changed = True
     while changed:
@@ -262,7 +270,10 @@ def houdini(
                 live = sorted(alive)
                 bad = z3.Not(z3.And([post[n] for n in live])) if live else z3.BoolVal(False)
                 answer = check.check(*[lits[n] for n in live], bad, deadline=deadline_ms)
+                first, checked[i] = not checked[i], True
                 if answer.result == "unsat":
+                    if first:  # this group's solver was fresh, and kept all of *live*
+                        fresh[i] = frozenset(alive)
                     break
                 if answer.result == "unknown":
                     why = "timeout" if answer.reason == "timeout" else answer.reason
@@ -277,7 +288,8 @@ def houdini(
         order = broke + [i for i in order if i not in broke]
     names = tuple(n for n, _ in cands if n in alive)
     build = tuple(f for n, f in cands if n in alive)
-    return Lemmas(names, build, rounds, template=system.template_state()), ""
+    unchecked = tuple(i for i in range(len(groups)) if fresh[i] != alive)
+    return Lemmas(names, build, rounds, unchecked, template=system.template_state()), ""
 
 
 def _group_solver(
@@ -294,16 +306,19 @@ def _group_solver(
 
 
 def recheck_lemmas(
-    system: System, lemmas: Lemmas, deadline_ms: Callable[[], int], *, solver: str = "auto"
-) -> str:
-    """Init => L, and L /\\ T => L' for every event variant, each in a fresh solver.
+    system: System, lemmas: Lemmas, deadline_ms: Callable[[], int], *, solver: str = "auto",
+    groups: Iterable[int] | None = None,
+) -> str:  # fmt: skip
+    """Init => L, and L /\\ T => L' for every group of event variants (or those of
+    *groups*, indices into `System.groups`), each in a fresh solver.
 
     Returns "" when the lemmas re-check, else why not (a failing variant, a timeout).
     """
     if not z3.is_true(z3.simplify(lemmas.conj(system.initial()))):
         return "the lemmas do not hold initially"
     s, p, op = system.state(0), system.params(0), system.op(0)
-    for group in system.groups():
+    every = system.groups()
+    for group in every if groups is None else [every[i] for i in groups]:
         check = Solver(solver)
         check.add(system.group_constraint(group, p, op))
         nxt = system.group_successor(group, s, p, op)

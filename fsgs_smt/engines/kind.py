@@ -72,17 +72,23 @@ class Engine:
     *strengthen*, when given, is a proved inductive invariant of the system (the re-checked
     Houdini lemmas): it holds in every reachable world, so asserting it in every unrolled
     world removes no real counterexample and spares the solver unreachable ones.
+
+    *fold_initial*: the first step of the unrolling is `System.trans_from_initial` (the
+    initial world's constants substituted into the transition) rather than an instance of
+    the template over state variables equal to them. Both say the same; solvers find
+    different counterexamples fast in each (`engines.portfolio` races the two).
     """
 
     def __init__(
         self, system: System, prop: Property, deadline: Deadline, *, solver: str = "auto",
-        strengthen: Strengthening | None = None,
+        strengthen: Strengthening | None = None, fold_initial: bool = True,
     ) -> None:  # fmt: skip
         self.system = system
         self.prop = prop
         self.deadline = deadline
         self.solver_name = solver
         self.strengthen = strengthen
+        self.fold_initial = fold_initial
         self.base = Solver(solver, seed=SEED)
         self.base.add(system.init_constraint(system.state(0)))
         self.base_depth = -1  # transitions added so far: states 0..base_depth+1 exist
@@ -92,7 +98,11 @@ class Engine:
         system = self.system
         while self.base_depth < k - 1:
             self.base_depth += 1
-            self.base.add_instance(*system.trans_instance(self.base_depth))
+            if self.base_depth == 0 and self.fold_initial:  # the initial world's constants in
+                self.base.add(system.trans_from_initial(system.state(1), system.params(0),
+                                                        system.op(0)))  # fmt: skip
+            else:
+                self.base.add_instance(*system.trans_instance(self.base_depth))
             if self.strengthen is not None:
                 self.base.add(self.strengthen(system.state(self.base_depth + 1)))
         s = system.state(k)

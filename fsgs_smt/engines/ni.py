@@ -26,9 +26,11 @@ from typing import Any
 import z3
 
 from fsgs_smt.encode.system import PARAMS, System
+from fsgs_smt.engines import explore
 from fsgs_smt.engines.backend import Model, Solver
 from fsgs_smt.engines.kind import Deadline
 from fsgs_smt.policy.invariants import Invariant
+from fsgs_smt.semantics.domain import CONCRETE
 from fsgs_smt.semantics.events import Event
 from fsgs_smt.semantics.props import view
 
@@ -105,7 +107,7 @@ def _decode(system: System, model: Model, steps: list[Any], at: int) -> tuple[Ev
 
 # ------------------------------------------------------------------ unbounded: relational Houdini
 
-Relation = Callable[[dict[str, Any], dict[str, Any]], Any]
+Relation = Callable[[Any, dict[str, Any], dict[str, Any]], Any]  # (domain, a, b) -> bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,21 +122,34 @@ class NiProof:
 def relational_candidates(system: System) -> list[tuple[str, Relation]]:
     """Equalities between the two copies: every field, and every field of the task's CPU
     (slot 0) while the task runs there (in the first copy; ``T.stopped`` equal makes it
-    both)."""
+    both). Written over a `Domain`, so that they evaluate on concrete pairs of worlds
+    (`engines.explore`) as on symbolic ones."""
     out: list[tuple[str, Relation]] = []
     for key in system.layout:
 
-        def same(a: dict[str, Any], b: dict[str, Any], k: str = key) -> Any:
-            return a[k] == b[k]
+        def same(d: Any, a: dict[str, Any], b: dict[str, Any], k: str = key) -> Any:
+            return d.eq(a[k], b[k])
 
         out.append((f"same {key}", same))
         if key.startswith("cpu0."):  # the task only ever runs in slot 0
 
-            def runs_there(a: dict[str, Any], b: dict[str, Any], k: str = key) -> Any:
-                return z3.Implies(z3.Not(a["T.stopped"]), a[k] == b[k])
+            def runs_there(d: Any, a: dict[str, Any], b: dict[str, Any], k: str = key) -> Any:
+                return d.or_(a["T.stopped"], d.eq(a[k], b[k]))
 
             out.append((f"same {key} while the task runs there", runs_there))
     return out
+
+
+def explored(system: System, cands: list[tuple[str, Relation]]) -> set[str]:
+    """The candidates that no explored pair of reachable worlds falsifies
+    (`engines.explore`): the relational search starts from these."""
+    by_name = dict(cands)
+
+    def holds(name: str, pair: tuple[dict[str, Any], dict[str, Any]]) -> bool:
+        return bool(by_name[name](CONCRETE, pair[0], pair[1]))
+
+    names = [n for n, _ in cands]
+    return set(names) - explore.falsified(names, holds, explore.pair_walks(system, _FREE_OTHER))
 
 
 def _group_step(
@@ -168,79 +183,40 @@ def prove(
 ) -> NiProof:  # fmt: skip
     """Relational Houdini (from *start*'s names if given), then the implication.
 
-    Without *start*, one incremental solver per group, the candidates behind assumption
-    literals, finds the set (`_search`). Then, or from *start*, each query is a fresh
-    solver over worlds that share the fields the current candidates make equal
-    (`_shared`), and a counterexample to induction drops the candidates it breaks. That
-    search ends after a pass over every group in which nothing was dropped: the pass
-    checked each group, in a fresh solver, with exactly the surviving set, so it is the
-    re-check of the inductive invariant too.
+    Without *start*, the candidates that a concrete exploration of the product falsifies
+    (`explored`) are dropped first. Then each query is a fresh solver over worlds that
+    share the fields the current candidates make equal (`_shared`), and a counterexample
+    to induction drops the candidates it breaks. The search ends when every group has
+    been checked, in a fresh solver, with exactly the surviving set (a group checked
+    before a later drop is checked again), so it is the re-check of the inductive
+    invariant too.
     """
+    d = system.d
     cands = relational_candidates(system)
     by_name = dict(cands)
     alive = {n for n, _ in cands}  # both copies start from the same world: all hold
     if start is not None:
         alive &= set(start)
     else:
-        found = _search(system, cands, lemmas, deadline_ms, solver)
-        if isinstance(found, NiProof):
-            return found
-        alive = found
-    changed = True
-    while changed:
-        changed = False
-        for group in system.groups():
-            while True:
+        alive = explored(system, cands)
+    groups = system.groups()
+    verified: list[frozenset[str]] = [frozenset()] * len(groups)  # what each group kept
+    while any(v != alive for v in verified):
+        for gi, group in enumerate(groups):
+            while verified[gi] != alive:
                 names = tuple(n for n, _ in cands if n in alive)
                 a, b = _shared(system, names)
                 cons, na, nb = _group_step(system, group, a, b, "")
-                post = {n: by_name[n](na, nb) for n in names}
+                post = {n: by_name[n](d, na, nb) for n in names}
                 check = Solver(solver)
-                check.add(lemmas(a), lemmas(b), cons, *[by_name[n](a, b) for n in names])
+                check.add(lemmas(a), lemmas(b), cons, *[by_name[n](d, a, b) for n in names])
                 dropped = _drop(check, post, names, alive, deadline_ms)
                 if isinstance(dropped, NiProof):
                     return dropped
                 if not dropped:
-                    break
-                changed = True
+                    verified[gi] = frozenset(alive)
     names = tuple(n for n, _ in cands if n in alive)
     return _implied(system, inv, cands, names, lemmas, deadline_ms, solver)
-
-
-def _search(
-    system: System, cands: list[tuple[str, Relation]], lemmas: Callable[[dict[str, Any]], Any],
-    deadline_ms: Callable[[], int], solver: str,
-) -> set[str] | NiProof:  # fmt: skip
-    """Relational Houdini from every candidate, one incremental solver per group with the
-    candidates behind assumption literals: the surviving names (or why it stopped)."""
-    alive = {n for n, _ in cands}
-    a, _, _ = _copy(system, 0, "a")
-    b, _, _ = _copy(system, 0, "b")
-    lits = {n: z3.Bool(f"rel:{n}") for n, _ in cands}
-    groups = system.groups()
-    slots: list[tuple[Solver, dict[str, Any]] | None] = [None] * len(groups)
-    changed = True
-    while changed:
-        changed = False
-        for gi, group in enumerate(groups):
-            slot = slots[gi]
-            if slot is None:
-                cons, na, nb = _group_step(system, group, a, b, "")
-                check = Solver(solver)
-                check.add(lemmas(a), lemmas(b), cons)
-                check.add([z3.Implies(lits[n], f(a, b)) for n, f in cands])
-                slot = (check, {n: f(na, nb) for n, f in cands})
-                slots[gi] = slot
-            check, post = slot
-            while True:
-                live = sorted(alive)
-                dropped = _drop(check, post, live, alive, deadline_ms, *[lits[n] for n in live])
-                if isinstance(dropped, NiProof):
-                    return dropped
-                if not dropped:
-                    break
-                changed = True
-    return alive
 
 
 def _drop(
@@ -276,13 +252,14 @@ def _implied(
     lemmas: Callable[[dict[str, Any]], Any], deadline_ms: Callable[[], int], solver: str,
 ) -> NiProof:  # fmt: skip
     """Do the inductive relational lemmas *names* imply equal observations? (twice)"""
+    d = system.d
     a, b = _shared(system, names)
     view_a, view_b = view(system.sem, a), view(system.sem, b)
     differ = z3.Or([view_a[f] != view_b[f] for f in inv.observe])
     by_name = dict(cands)
     for seed in (0, 1):  # the implication, found and then re-checked in a fresh solver
         check = Solver(solver, seed=seed)
-        check.add(lemmas(a), lemmas(b), *[by_name[n](a, b) for n in names])
+        check.add(lemmas(a), lemmas(b), *[by_name[n](d, a, b) for n in names])
         answer = check.check(differ, deadline=deadline_ms)
         if answer.result == "sat":
             return NiProof("not-proved", names, "the relational lemmas do not imply it")

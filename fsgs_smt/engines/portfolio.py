@@ -3,13 +3,16 @@
 
 Layer: engines. Imports `engines.kind`, `engines.backend`, `encode.*`.
 
-Solvers, and configurations of one solver, disagree about which satisfiable queries
-are hard: on the counterexample searches of ``bench/targets.py`` either of bitwuzla's
-default and its lighter rewriting (`backend.CONFIGS`) is up to 4x faster than the
-other, and which one depends on the query (z3 was slower than both nearly always, so
-the pipeline races those two). With two cores, running both and taking the first
-answer costs the faster one's time. Each racer is a forked child (z3's context is not thread-safe,
-and forking shares the already built terms); it runs the whole search with its solver
+Solvers, configurations of one solver, and encodings of one query disagree about which
+satisfiable queries are hard: on the counterexample searches of ``bench/targets.py``
+either of bitwuzla's default and its lighter rewriting (`backend.CONFIGS`) is up to 4x
+faster than the other, and so is either encoding of the first step (`Engine`'s
+*fold_initial*), which one depending on the query. z3 was slower than both nearly always;
+the pipeline races bitwuzla's default on the folded first step against the lighter
+rewriting on the template's instance, the pair that did best on 28 such searches. With
+two cores, running both and taking the first answer costs the faster one's time. Each
+racer is a forked child (z3's context is not thread-safe, and forking shares the already
+built terms); it runs the whole search with its solver
 and sends back plain data: the `Search` fields and, for a satisfying answer, the value
 of every constant (`Solver.values`), from which the parent rebuilds the model
 (`Model.from_values`). The first answer that is not ``unknown`` wins and the other
@@ -41,12 +44,14 @@ def can_race() -> bool:
 
 
 def _racer(
-    conn: Connection, system: System, prop: Property, deadline: Deadline, solver: str,
+    conn: Connection, system: System, prop: Property, deadline: Deadline, racer: Racer,
     max_depth: int, induction: bool, strengthen: Strengthening | None,
 ) -> None:  # fmt: skip
     """The child: run the search, send (kind, depth, reason, k, values) or an error."""
     try:
-        engine = Engine(system, prop, deadline, solver=solver, strengthen=strengthen)
+        solver, fold = racer
+        engine = Engine(system, prop, deadline, solver=solver, strengthen=strengthen,
+                        fold_initial=fold)  # fmt: skip
         found = engine.run(max_depth, induction=induction)
         values = None
         if found.model is not None:  # the last sat answer is the one `found` holds
@@ -59,23 +64,26 @@ def _racer(
         conn.close()
 
 
+Racer = tuple[str, bool]  # a solver configuration, and `Engine`'s fold_initial
+
+
 def race(
-    system: System, prop: Property, deadline: Deadline, solvers: Sequence[str], max_depth: int,
-    *, induction: bool, strengthen: Strengthening | None = None,
+    system: System, prop: Property, deadline: Deadline, racers: Sequence[Racer],
+    max_depth: int, *, induction: bool, strengthen: Strengthening | None = None,
 ) -> Search:  # fmt: skip
-    """`Engine.run` with each of *solvers* in its own process; the first decisive answer."""
+    """`Engine.run` with each of *racers* in its own process; the first decisive answer."""
     ctx = mp.get_context("fork")
     system.build()
     children: dict[Connection, tuple[str, Any]] = {}
-    for name in solvers:
+    for racer in racers:
         parent_end, child_end = ctx.Pipe(duplex=False)
         proc = ctx.Process(
             target=_racer, daemon=True,
-            args=(child_end, system, prop, deadline, name, max_depth, induction, strengthen),
+            args=(child_end, system, prop, deadline, racer, max_depth, induction, strengthen),
         )  # fmt: skip
         proc.start()
         child_end.close()
-        children[parent_end] = (name, proc)
+        children[parent_end] = (racer[0], proc)
     reasons: list[str] = []
     first_unknown: Search | None = None
     try:

@@ -73,6 +73,28 @@ def test_an_instance_constrains_the_step_variables(backend: str) -> None:
     assert (mov_gs, 0) == (solver.model().as_long(op), solver.model().as_long(sel))
 
 
+@pytest.mark.parametrize("backend", SOLVERS)
+def test_the_folded_first_step_is_the_instance_from_the_initial_world(backend: str) -> None:
+    """`trans_from_initial` (the initial world's constants substituted in) and the
+    template's instance over worlds 0 and 1 with world 0 initial say the same: in one
+    solver, no choice of event, parameters or world 1 satisfies one and not the other."""
+    system = _system()
+    s1, p, op = system.state(1), system.params(0), system.op(0)
+    folded = system.trans_from_initial(s1, p, op)
+    template, pairs = system.trans_instance(0)
+    instance = z3.substitute(template, *pairs)
+    solver = Solver(backend)
+    solver.add(system.init_constraint(system.state(0)))
+
+    assert "unsat" == solver.check(folded != instance).result
+    # and it is not vacuous: the folded step does constrain world 1
+    mov_gs = next(i for i, v in enumerate(system.variants) if v.name == "mov_seg gs")
+    solver.add(folded)
+    assert "sat" == solver.check(op == mov_gs, p["sel"] == 0).result
+    assert 0 == solver.model().as_long(s1["cpu0.gs"])
+    assert "unsat" == solver.check(op == mov_gs, p["sel"] == 0, s1["cpu0.gs"] != 0).result
+
+
 def test_an_unknown_solver_name_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown solver 'cvc9'"):
         resolve("cvc9")

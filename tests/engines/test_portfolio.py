@@ -20,6 +20,9 @@ requires_race = pytest.mark.skipif(
     not can_race(), reason="the race needs fork() and at least two CPUs"
 )
 SOLVERS = ["z3", "bitwuzla"] if bitwuzla_available() else ["z3"]
+# each solver on the encoding of the first step it races with in the pipeline, and z3 on both
+RACERS = [("z3", False), ("bitwuzla", True)] if bitwuzla_available() else [("z3", True),
+                                                                           ("z3", False)]
 
 
 def _cell(invariant: str):  # type: ignore[no-untyped-def]
@@ -49,7 +52,7 @@ def test_the_race_finds_the_same_shortest_counterexample() -> None:
     alone and in the race; the race's model decodes to a trace the pipeline re-checks."""
     policy, system, inv = _cell("ptrace-roundtrip-accepted")
     alone = Engine(system, Property(system, inv), Deadline(120)).run(3, induction=False)
-    raced = race(system, Property(system, inv), Deadline(120), SOLVERS, 3, induction=False)
+    raced = race(system, Property(system, inv), Deadline(120), RACERS, 3, induction=False)
 
     assert ("violated", 1) == (alone.kind, alone.depth)
     assert ("violated", 1) == (raced.kind, raced.depth)
@@ -60,13 +63,31 @@ def test_the_race_finds_the_same_shortest_counterexample() -> None:
     assert (Status.VIOLATED, 1) == (verdict.status, verdict.depth)
 
 
+@pytest.mark.parametrize("fold", [True, False])
+def test_both_encodings_of_the_first_step_find_the_same_shortest_counterexample(
+    fold: bool,
+) -> None:
+    """Q1a on linux-4.13 / intel is VIOLATED first at depth 2, whichever encoding of the
+    first step the BMC uses; the decoded trace re-checks through the pipeline."""
+    policy = load_checked("linux-4.13")
+    system = system_for(policy, CPU_MODELS["intel"], Options())
+    (inv,) = select_invariants(None, ["Q1a"])
+
+    found = Engine(system, Property(system, inv), Deadline(120), fold_initial=fold).run(
+        3, induction=False)  # fmt: skip
+
+    assert ("violated", 2) == (found.kind, found.depth)
+    assert found.model is not None
+    assert 2 == len(system.decode(found.model, 2))
+
+
 @requires_race
 def test_a_proof_by_induction_comes_back_from_the_race() -> None:
     """kernel-never-loads-noncanonical on linux-5.9: k-induction, raced, proves or bounds it
     exactly as one solver does (the answer kind crosses the process boundary)."""
     _, system, inv = _cell("kernel-never-loads-noncanonical")
     alone = Engine(system, Property(system, inv), Deadline(120)).run(1, induction=True)
-    raced = race(system, Property(system, inv), Deadline(120), SOLVERS, 1, induction=True)
+    raced = race(system, Property(system, inv), Deadline(120), RACERS, 1, induction=True)
 
     assert alone.kind == raced.kind
     assert raced.model is None
@@ -77,8 +98,8 @@ def test_failing_racers_make_unknown_with_their_reasons() -> None:
     """A solver that does not exist fails in its process: UNKNOWN, saying why."""
     _, system, inv = _cell("ptrace-roundtrip-accepted")
 
-    found = race(system, Property(system, inv), Deadline(60), ["no-such-solver"] * 2, 2,
-                 induction=False)  # fmt: skip
+    racers = [("no-such-solver", True), ("no-such-solver", False)]
+    found = race(system, Property(system, inv), Deadline(60), racers, 2, induction=False)
 
     assert "unknown" == found.kind
     assert found.reason.count("no-such-solver:") == 2
@@ -89,7 +110,7 @@ def test_a_spent_deadline_makes_unknown() -> None:
     """No time left: every racer answers unknown (timeout), and so does the race."""
     _, system, inv = _cell("ptrace-roundtrip-accepted")
 
-    found = race(system, Property(system, inv), Deadline(0), SOLVERS, 2, induction=False)
+    found = race(system, Property(system, inv), Deadline(0), RACERS, 2, induction=False)
 
     assert "unknown" == found.kind
     assert "timeout" in found.reason

@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: MIT
+"""Concrete exploration: seeded random runs of a `System` on the simulator's semantics.
+
+Layer: engines. Imports `encode.system` and `semantics.*`; no solver.
+
+The lemma searches (`houdini`, `ni`) compute the largest inductive subset of their
+candidates. A candidate that is false in some reachable world (or, for noninterference,
+some reachable pair of worlds) belongs to no inductive invariant that holds initially,
+so dropping it before the solver sees it leaves that subset unchanged; it only spares
+the counterexamples to induction that would have dropped it, each a query (up to seconds
+over the product), where evaluating a candidate on a concrete world costs microseconds.
+Whatever survives is still checked by the solver, so the exploration can make a search
+faster, never its answer less sound.
+
+The runs are the system's own: each step is one of `System.variants`, built from
+parameters that satisfy `System.param_constraint` (a test checks that with z3), and run
+by `System.conc`, the concrete instance of the one semantics. Parameters are drawn from
+the values that matter to segment loads (null, GDT, TLS and LDT selectors with each RPL;
+zero, small, user, kernel-half and non-canonical bases) and from uniform noise. The seed
+is fixed, so a search is reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from fsgs_smt.encode.system import LDT_ENTRIES, PARAMS, System
+from fsgs_smt.semantics import x86
+
+SEED = 0
+WALKS = 150
+LENGTH = 16
+
+_SELECTORS = (
+    0, 1, 2, 3,  # null, each RPL
+    x86.USER_DS, 0x33, 0x23, 0x10, 0x18, 0x08,  # user and kernel GDT segments
+    *[((x86.GDT_ENTRY_TLS_MIN + i) << 3) | rpl for i in range(3) for rpl in (0, 3)],
+    (x86.GDT_ENTRY_CPUNODE << 3) | 3,
+    *[(i << 3) | 4 | rpl for i in range(3) for rpl in (0, 3)],  # LDT entries
+)  # fmt: skip
+_VALUES = (  # below and above 4 GiB (Linux 4.6 put small bases in the GDT), TASK_SIZE_MAX
+    0, 1, 0x1000, 0xFFFF_F000, 0x1_0000_0000, 0x7F12_3456_7000,
+    0x7FFF_FFFF_F000, 0x7FFF_FFFF_FFFF, 0x8000_0000_0000,
+    0xFFFF_8000_0000_0000, 0xFFFF_8880_0000_1000, 0xFFFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000,
+)  # fmt: skip
+_DESC_FIELDS = {
+    "d_seg_32bit": 1, "d_contents": 3, "d_read_exec_only": 1, "d_limit_in_pages": 1,
+    "d_seg_not_present": 1, "d_useable": 1,
+}  # fmt: skip
+
+
+def sample_params(rng: random.Random, variant: str, system: System) -> dict[str, int]:
+    """Parameters for one step of *variant*, within `System.param_constraint`."""
+    bounds = system.bounds
+    ldt = variant.endswith("modify_ldt")
+    if ldt:  # inside the modelled LDT, or refused by the kernel (>= LDT_ENTRIES)
+        entries = [*range(bounds.ldt_slots), LDT_ENTRIES, 0xFFFF_FFFF]
+    else:  # set_thread_area: the TLS entries, "find a free one", and wrong ones
+        entries = [x86.GDT_ENTRY_TLS_MIN + i for i in range(3)] + [0xFFFF_FFFF, 0, 11, 15]
+    p = {
+        "sel": rng.choice(_SELECTORS) if rng.random() < 0.9 else rng.getrandbits(16),
+        "val": rng.choice(_VALUES) if rng.random() < 0.8 else rng.getrandbits(64),
+        "ent": rng.choice(entries),
+        "cpu": rng.randrange(bounds.ncpus),
+        "d_base_addr": rng.choice((0, 0x1000, 0xFFFF_F000, rng.getrandbits(32))),
+        "d_limit": rng.choice((0, 0xFFFFF, rng.getrandbits(20))),
+    }
+    for name, top in _DESC_FIELDS.items():
+        p[name] = rng.randint(0, top)
+    if rng.random() < 0.6:  # what fill_ldt() accepts and a load can use: present data
+        p.update(d_seg_not_present=0, d_contents=0, d_read_exec_only=0, d_useable=1)
+    assert set(p) == set(PARAMS)  # noqa: S101 - every parameter the encoding has
+    return p
+
+
+def _weights(system: System) -> list[int]:
+    """How often each variant is drawn: the events that switch (where other tasks act and
+    the kernel saves and restores) and those that set up descriptors, three times as often."""
+    heavy = ("yield", "migrate", "modify_ldt", "set_thread_area")
+    return [3 if any(h in v.name for h in heavy) else 1 for v in system.variants]
+
+
+def walks(
+    system: System, *, seed: int = SEED, count: int = WALKS, length: int = LENGTH
+) -> Iterator[dict[str, Any]]:
+    """The worlds of *count* random runs of *length* steps from the initial world (the
+    initial world first)."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible exploration, not secrets
+    weights = _weights(system)
+    ids = range(len(system.variants))
+    yield system.initial_world()
+    for _ in range(count):
+        world = system.initial_world()
+        for _ in range(length):
+            (i,) = rng.choices(ids, weights)
+            name = system.variants[i].name
+            world = system.conc.step(world, system.variants[i].build(
+                sample_params(rng, name, system))).world  # fmt: skip
+            yield world
+
+
+def pair_walks(
+    system: System, free: Sequence[str], *, seed: int = SEED, count: int = WALKS,
+    length: int = LENGTH,
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:  # fmt: skip
+    """Pairs of worlds of the self-composition (`engines.ni`): both copies take the same
+    event, except that when the chosen variant is one of *free* (a yield in which the
+    other task may act), the second copy takes any variant of *free*, with its own
+    parameters."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible exploration, not secrets
+    free_ids = [i for i, v in enumerate(system.variants) if v.name in free]
+    weights = _weights(system)
+    ids = range(len(system.variants))
+    yield system.initial_world(), system.initial_world()
+    for _ in range(count):
+        a, b = system.initial_world(), system.initial_world()
+        for _ in range(length):
+            (i,) = rng.choices(ids, weights)
+            p = sample_params(rng, system.variants[i].name, system)
+            j, q = i, p
+            if i in free_ids:
+                j = rng.choice(free_ids)
+                q = sample_params(rng, system.variants[j].name, system)
+            a = system.conc.step(a, system.variants[i].build(p)).world
+            b = system.conc.step(b, system.variants[j].build(q)).world
+            yield a, b
+
+
+def falsified(
+    names: Sequence[str], holds: Callable[[str, Any], bool], worlds: Iterator[Any]
+) -> set[str]:
+    """The names of *names* that some world of *worlds* falsifies (``holds(name, world)``)."""
+    alive = list(names)
+    out: set[str] = set()
+    for world in worlds:
+        still = []
+        for n in alive:
+            if holds(n, world):
+                still.append(n)
+            else:
+                out.add(n)
+        alive = still
+        if not alive:
+            break
+    return out
