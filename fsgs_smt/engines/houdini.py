@@ -19,6 +19,9 @@ Candidates come from the structure of the world and of the policy:
 
 Houdini removes every candidate that is false initially or not preserved by one step
 from a state satisfying all remaining ones; what survives is an inductive invariant.
+The candidates are written over a `Domain`, so they also evaluate on concrete worlds:
+those that a concrete exploration of reachable worlds falsifies (`engines.explore`) are
+dropped before the solver sees them.
 """
 
 from __future__ import annotations
@@ -30,12 +33,15 @@ from typing import Any
 import z3
 
 from fsgs_smt.encode.system import System
+from fsgs_smt.engines import explore
 from fsgs_smt.engines.backend import Solver
 from fsgs_smt.semantics import x86
 from fsgs_smt.semantics.events import Seg
 from fsgs_smt.semantics.state import TASK, Choice, Store, other_task, percpu_base
+from fsgs_smt.semantics.step import Semantics
 
 Candidate = tuple[str, Callable[[dict[str, Any]], Any]]
+HOUDINI_WALKS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +69,37 @@ class Lemmas:
         return z3.substitute(self._built[0], *pairs)
 
 
+def _any(d: Any, *terms: Any) -> Any:
+    out = d.boolean(False)
+    for t in terms:
+        out = d.or_(out, t)
+    return out
+
+
+def _all(d: Any, *terms: Any) -> Any:
+    out = d.boolean(True)
+    for t in terms:
+        out = d.and_(out, t)
+    return out
+
+
+def _implies(d: Any, a: Any, b: Any) -> Any:
+    return d.or_(d.not_(a), b)
+
+
 def _desc_ok(d: Any, word: Any) -> Any:
     """Zero, or a DPL-3 code/data descriptor with L = 0 (what fill_ldt() builds)."""
-    return z3.Or(
-        word == 0,
-        z3.And(x86.desc_s(d, word), x86.desc_dpl(d, word) == 3, z3.Extract(53, 53, word) == 0),
-    )
+    return d.or_(
+        d.eq(word, d.bv(0, 64)),
+        _all(d, x86.desc_s(d, word), d.eq(x86.desc_dpl(d, word), d.bv(3, 64)),
+             d.eq(d.extract(word, 53, 53), d.bv(0, 1))),
+    )  # fmt: skip
 
 
-def _never_kernel(key: str) -> Callable[[dict[str, Any]], Any]:
+Lemma = Callable[[dict[str, Any]], Any]
+
+
+def _never_kernel(d: Any, key: str) -> Lemma:
     """The selector at *key* is RPL 3, in the LDT, or names no DPL-0 GDT segment (1..3).
 
     Users can only hold selectors they could load (DPL-3 targets, any RPL), and ptrace
@@ -81,20 +109,18 @@ def _never_kernel(key: str) -> Callable[[dict[str, Any]], Any]:
 
     def lemma(s: dict[str, Any]) -> Any:
         v = s[key]
-        return z3.Or(
-            z3.Extract(1, 0, v) == 3, z3.Extract(2, 2, v) == 1,
-            z3.Not(z3.Or([z3.Extract(15, 3, v) == i for i in (1, 2, 3)])),
+        index = d.extract(v, 15, 3)
+        return _any(
+            d, d.eq(d.extract(v, 1, 0), d.bv(3, 2)), d.eq(d.extract(v, 2, 2), d.bv(1, 1)),
+            d.not_(_any(d, *[d.eq(index, d.bv(i, 13)) for i in (1, 2, 3)])),
         )  # fmt: skip
 
     return lemma
 
 
-Lemma = Callable[[dict[str, Any]], Any]
-
-
 def _percpu(d: Any, key: str, slot: int, ncpus: int) -> Lemma:
     """The slot's kernel GS base is its real CPU's per-CPU base."""
-    return lambda s: s[key] == percpu_base(d, s["T.cpu"], slot, ncpus)
+    return lambda s: d.eq(s[key], percpu_base(d, s["T.cpu"], slot, ncpus))
 
 
 def _canonical(d: Any, key: str, va_bits: int) -> Lemma:
@@ -108,28 +134,28 @@ def _well_formed(d: Any, key: str) -> Lemma:
 def _hidden_loadable(d: Any, cpu: str, seg: str) -> Lemma:
     def lemma(s: dict[str, Any]) -> Any:
         desc = s[f"{cpu}.{seg}_desc"]
-        return z3.Or(
+        return d.or_(
             x86.null_sel(d, s[f"{cpu}.{seg}"]),
-            z3.And(x86.desc_s(d, desc), x86.desc_dpl(d, desc) == 3, x86.desc_present(d, desc)),
-        )
+            _all(d, x86.desc_s(d, desc), d.eq(x86.desc_dpl(d, desc), d.bv(3, 64)),
+                 x86.desc_present(d, desc)),
+        )  # fmt: skip
 
     return lemma
 
 
-def _gdt_holds(cpu: str, c: int, owner: str, *, task_runs_here: bool) -> Lemma:
+def _gdt_holds(d: Any, cpu: str, c: int, owner: str, *, task_runs_here: bool) -> Lemma:
     def lemma(s: dict[str, Any]) -> Any:
-        here = z3.BoolVal(False) if c else z3.Not(s["T.stopped"])  # T runs only in slot 0
-        cond = here if task_runs_here else z3.Not(here)
-        same = z3.And([s[f"{cpu}.gdt_tls{i}"] == s[f"{owner}.tls{i}"] for i in range(3)])
-        return z3.Implies(cond, same)
+        here = d.boolean(False) if c else d.not_(s["T.stopped"])  # T runs only in slot 0
+        cond = here if task_runs_here else d.not_(here)
+        same = _all(d, *[d.eq(s[f"{cpu}.gdt_tls{i}"], s[f"{owner}.tls{i}"]) for i in range(3)])
+        return _implies(d, cond, same)
 
     return lemma
 
 
-def _restores(system: System, seg: Seg, field: str) -> Lemma:
+def _restores(sem: Semantics, seg: Seg, field: str) -> Lemma:
     """A stopped task's saved *field* is what the policy's switch-in puts in the register."""
-    d = system.d
-    sem = system.sem
+    d = sem.d
 
     def lemma(s: dict[str, Any]) -> Any:
         store = Store(d, s)
@@ -143,22 +169,26 @@ def _restores(system: System, seg: Seg, field: str) -> Lemma:
         x86.swapgs(d, store, cpu, g)
         sel_key, base_key = x86.seg_keys(seg)
         live = cpu.read(store, sel_key if field == "index" else base_key)
-        return z3.Implies(g, live == s[f"T.{seg.value}{field}"])
+        return _implies(d, g, d.eq(live, s[f"T.{seg.value}{field}"]))
 
     return lemma
 
 
-def candidates(system: System) -> list[Candidate]:
-    """The candidate lemmas for *system* (see the module docstring)."""
-    d = system.d
+def candidates(system: System, sem: Semantics | None = None) -> list[Candidate]:
+    """The candidate lemmas for *system* (see the module docstring), over the domain of
+    *sem* (the system's symbolic semantics by default; `System.conc` evaluates them on
+    concrete worlds)."""
+    sem = system.sem if sem is None else sem
+    d = sem.d
     ncpus = system.bounds.ncpus
     bits = system.model.va_bits
     out: list[Candidate] = [
-        ("cpu-exists", lambda s: z3.ULT(s["T.cpu"], ncpus)),
-        ("ldt-fits", lambda s: z3.ULE(s["mm.ldt_n"], system.bounds.ldt_slots)),
-        ("no-kernel-gp", lambda s: z3.Not(s["kernel_gp"])),
-        ("stopped-means-running", lambda s: z3.Implies(s["T.stopped"], s["T.status"] == 0)),
-    ]
+        ("cpu-exists", lambda s: d.ult(s["T.cpu"], d.bv(ncpus, 8))),
+        ("ldt-fits", lambda s: d.ule(s["mm.ldt_n"], d.bv(system.bounds.ldt_slots, 16))),
+        ("no-kernel-gp", lambda s: d.not_(s["kernel_gp"])),
+        ("stopped-means-running",
+         lambda s: _implies(d, s["T.stopped"], d.eq(s["T.status"], d.bv(0, 2)))),
+    ]  # fmt: skip
     for c in range(ncpus):
         cpu = f"cpu{c}"
         out.append((f"{cpu}.kernel_gs_base", _percpu(d, f"{cpu}.kernel_gs_base", c, ncpus)))
@@ -168,16 +198,16 @@ def candidates(system: System) -> list[Candidate]:
             out.append((f"{cpu}.gdt_tls{i} well-formed", _well_formed(d, f"{cpu}.gdt_tls{i}")))
         for seg in ("fs", "gs"):
             out.append((f"{cpu}.{seg} hidden descriptor loadable", _hidden_loadable(d, cpu, seg)))
-            out.append((f"{cpu}.{seg} never a kernel segment", _never_kernel(f"{cpu}.{seg}")))
+            out.append((f"{cpu}.{seg} never a kernel segment", _never_kernel(d, f"{cpu}.{seg}")))
         out.append((f"{cpu} GDT holds its other task's TLS",
-                    _gdt_holds(cpu, c, other_task(c), task_runs_here=False)))  # fmt: skip
+                    _gdt_holds(d, cpu, c, other_task(c), task_runs_here=False)))  # fmt: skip
         if c == 0:  # the task only ever runs in slot 0
             out.append((f"{cpu} GDT holds the task's TLS",
-                        _gdt_holds(cpu, c, TASK, task_runs_here=True)))  # fmt: skip
+                        _gdt_holds(d, cpu, c, TASK, task_runs_here=True)))  # fmt: skip
     for task in [TASK] + [other_task(c) for c in range(ncpus)]:
         for seg in ("fs", "gs"):
             key = f"{task}.{seg}index"
-            out.append((f"{key} never a kernel segment", _never_kernel(key)))
+            out.append((f"{key} never a kernel segment", _never_kernel(d, key)))
         for key in ("fsbase", "gsbase"):
             out.append((f"{task}.{key} canonical", _canonical(d, f"{task}.{key}", bits)))
         for i in range(3):
@@ -187,11 +217,11 @@ def candidates(system: System) -> list[Candidate]:
     for seg_enum in Seg:
         for part in ("index", "base"):
             name = f"stopped task restores its saved {seg_enum.value} {part}"
-            out.append((name, _restores(system, seg_enum, part)))
+            out.append((name, _restores(sem, seg_enum, part)))
     for c in range(ncpus):
         for seg in ("fs", "gs"):
             name = f"cpu{c}.{seg} null with a saved base of 0 has a live base of 0"
-            out.append((name, _null_zero(system.d, c, seg)))
+            out.append((name, _null_zero(d, c, seg)))
     return out
 
 
@@ -204,11 +234,21 @@ def _null_zero(d: Any, c: int, seg: str) -> Lemma:
     def lemma(s: dict[str, Any]) -> Any:
         saved = s[f"{other_task(c)}.{seg}base"]
         if c == 0:  # slot 0 is the task's CPU: the task runs there unless stopped
-            saved = z3.If(s["T.stopped"], saved, s[f"{TASK}.{seg}base"])
+            saved = d.ite(s["T.stopped"], saved, s[f"{TASK}.{seg}base"])
         null = x86.null_sel(d, s[f"cpu{c}.{seg}"])
-        return z3.Implies(z3.And(null, saved == 0), s[f"cpu{c}.{seg}_base"] == 0)
+        zero = d.bv(0, 64)
+        return _implies(d, d.and_(null, d.eq(saved, zero)), d.eq(s[f"cpu{c}.{seg}_base"], zero))
 
     return lemma
+
+
+def explored(system: System) -> set[str]:
+    """The candidate names that no world of a concrete exploration (`engines.explore`)
+    falsifies: Houdini starts from these."""
+    by_name = dict(candidates(system, system.conc))
+    names = list(by_name)
+    worlds = explore.walks(system, count=HOUDINI_WALKS)  # some candidates run hooks: fewer
+    return set(names) - explore.falsified(names, lambda n, w: bool(by_name[n](w)), worlds)
 
 
 def houdini(
@@ -236,6 +276,8 @@ def houdini(
     alive = {n for n, f in cands if z3.is_true(z3.simplify(f(init)))}
     if start is not None:
         alive &= set(start)
+    else:  # what a reachable world falsifies is in no inductive invariant (`explore`)
+        alive &= explored(system)
     s, p = system.state(0), system.params(0)
     lits = {n: z3.Bool(f"lemma:{n}") for n, _ in cands}
     template = system.template_state()

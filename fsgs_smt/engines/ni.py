@@ -140,16 +140,22 @@ def relational_candidates(system: System) -> list[tuple[str, Relation]]:
     return out
 
 
-def explored(system: System, cands: list[tuple[str, Relation]]) -> set[str]:
+def explored(
+    system: System, cands: list[tuple[str, Relation]], observe: Sequence[str] = ()
+) -> tuple[set[str], bool]:
     """The candidates that no explored pair of reachable worlds falsifies
-    (`engines.explore`): the relational search starts from these."""
+    (`engines.explore`), which the relational search starts from; and whether some
+    explored pair already differs in an *observe*d field (then noninterference fails, and
+    no proof is worth trying: the product BMC finds the shortest pair of traces)."""
     by_name = dict(cands)
-
-    def holds(name: str, pair: tuple[dict[str, Any], dict[str, Any]]) -> bool:
-        return bool(by_name[name](CONCRETE, pair[0], pair[1]))
-
-    names = [n for n, _ in cands]
-    return set(names) - explore.falsified(names, holds, explore.pair_walks(system, _FREE_OTHER))
+    alive = [n for n, _ in cands]
+    for a, b in explore.pair_walks(system, _FREE_OTHER):
+        if observe:
+            view_a, view_b = view(system.conc, a), view(system.conc, b)
+            if any(view_a[f] != view_b[f] for f in observe):
+                return set(alive), True
+        alive = [n for n in alive if by_name[n](CONCRETE, a, b)]
+    return set(alive), False
 
 
 def _group_step(
@@ -198,7 +204,9 @@ def prove(
     if start is not None:
         alive &= set(start)
     else:
-        alive = explored(system, cands)
+        alive, differs = explored(system, cands, inv.observe)
+        if differs:
+            return NiProof("not-proved", reason="two explored runs observe different values")
     groups = system.groups()
     verified: list[frozenset[str]] = [frozenset()] * len(groups)  # what each group kept
     while any(v != alive for v in verified):
