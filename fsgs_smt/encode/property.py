@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import z3
 
-from fsgs_smt.encode.system import PARAMS, System, at, other_actions
+from fsgs_smt.encode.system import PARAMS, System, at, other_actions, substitute_many
 from fsgs_smt.policy.invariants import Invariant, ParamRef, is_any_other
 from fsgs_smt.semantics import events as ev
 from fsgs_smt.semantics.props import Evaluator, result_names, view
@@ -104,7 +104,7 @@ class Property:
         own, other = self.param_vars(tag)
         pairs = [(template_state[k], s[k]) for k in self.system.layout]
         pairs += [(own_t[n], own[n]) for n in own_t] + [(other_t[n], other[n]) for n in other_t]
-        return z3.substitute(self._templates[key], *pairs)
+        return substitute_many({"t": self._templates[key]}, pairs)["t"]
 
     def param_vars(self, tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The invariant's own parameters, and the other task's (with the choices), at *tag*."""
@@ -119,13 +119,22 @@ class Property:
         """The invariant holds in world *s* (for the parameters named with *tag*)."""
         return self._instantiate_template("holds", self._holds, s, tag)
 
+    def _names(self, s: Mapping[str, Any], tag: str) -> dict[str, Any]:
+        """`run` over the template world (once: `holds` and `premise` both read it)."""
+        assert s is self.system.template_state()  # noqa: S101 - built once, substituted
+        key = ("names", tag)
+        if key not in self._templates:
+            own, other = self.param_vars(tag)
+            self._templates[key] = self.run(s, own, other)
+        return cast(dict[str, Any], self._templates[key])
+
     def _holds(self, s: Mapping[str, Any], tag: str) -> Any:
         inv = self.inv
         if inv.kind == "state":
             assert inv.always is not None  # noqa: S101
             return self.ev.eval(inv.always, view(self.system.sem, s))
-        own, other = self.param_vars(tag)
-        names = self.run(s, own, other)
+        _, other = self.param_vars(tag)
+        names = self._names(s, tag)
         assume = self.ev.eval(inv.assume, names) if inv.assume is not None else True
         assert inv.expect is not None  # noqa: S101
         expect = self.ev.eval(inv.expect, names)
@@ -142,8 +151,11 @@ class Property:
 
     def premise(self, s: Mapping[str, Any], tag: str) -> Any:
         """The transition invariant's premises in world *s*: the task runs, and its assume."""
-        own, other = self.param_vars(tag)
-        names = self.run(s, own, other)
+        return self._instantiate_template("premise", self._premise, s, tag)
+
+    def _premise(self, s: Mapping[str, Any], tag: str) -> Any:
+        _, other = self.param_vars(tag)
+        names = self._names(s, tag)
         premise = z3.And(self.other_ok(other), names["before.running"])
         if self.inv.assume is not None:
             premise = z3.And(premise, self.ev.eval(self.inv.assume, names))

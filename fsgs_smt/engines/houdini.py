@@ -32,7 +32,7 @@ from typing import Any
 
 import z3
 
-from fsgs_smt.encode.system import System
+from fsgs_smt.encode.system import System, substitute_many
 from fsgs_smt.engines import explore
 from fsgs_smt.engines.backend import Solver
 from fsgs_smt.semantics import x86
@@ -66,7 +66,7 @@ class Lemmas:
         if not self._built:  # some lemmas run the policy's hooks: build them only once
             self._built.append(z3.And([f(self.template) for f in self.build]))
         pairs = [(self.template[k], s[k]) for k in self.template]
-        return z3.substitute(self._built[0], *pairs)
+        return substitute_many({"conj": self._built[0]}, pairs)["conj"]
 
 
 def _any(d: Any, *terms: Any) -> Any:
@@ -284,8 +284,7 @@ def houdini(
     built = {n: f(template) for n, f in cands}  # some run the policy's hooks: build once
 
     def at(world: dict[str, Any]) -> dict[str, Any]:
-        pairs = [(template[k], world[k]) for k in template]
-        return {n: z3.substitute(t, *pairs) for n, t in built.items()}
+        return substitute_many(built, [(template[k], world[k]) for k in template])
 
     pre = at(s)
     groups = system.groups()

@@ -25,7 +25,7 @@ from typing import Any
 
 import z3
 
-from fsgs_smt.encode.system import PARAMS, System
+from fsgs_smt.encode.system import PARAMS, System, substitute_many
 from fsgs_smt.engines import explore
 from fsgs_smt.engines.backend import Model, Solver
 from fsgs_smt.engines.kind import Deadline
@@ -208,13 +208,18 @@ def prove(
         if differs:
             return NiProof("not-proved", reason="two explored runs observe different values")
     groups = system.groups()
+    steps: dict[int, tuple[Any, dict[str, Any], dict[str, Any]]] = {}  # built once per group
+    ta, _, _ = _copy(system, 0, "ta")
+    tb, _, _ = _copy(system, 0, "tb")
     verified: list[frozenset[str]] = [frozenset()] * len(groups)  # what each group kept
     while any(v != alive for v in verified):
         for gi, group in enumerate(groups):
             while verified[gi] != alive:
                 names = tuple(n for n, _ in cands if n in alive)
                 a, b = _shared(system, names)
-                cons, na, nb = _group_step(system, group, a, b, "")
+                if gi not in steps:
+                    steps[gi] = _group_step(system, group, ta, tb, "")
+                cons, na, nb = _substituted(steps[gi], ta, tb, a, b)
                 post = {n: by_name[n](d, na, nb) for n in names}
                 check = Solver(solver)
                 check.add(lemmas(a), lemmas(b), cons, *[by_name[n](d, a, b) for n in names])
@@ -225,6 +230,19 @@ def prove(
                     verified[gi] = frozenset(alive)
     names = tuple(n for n, _ in cands if n in alive)
     return _implied(system, inv, cands, names, lemmas, deadline_ms, solver)
+
+
+def _substituted(
+    step: tuple[Any, dict[str, Any], dict[str, Any]], ta: dict[str, Any], tb: dict[str, Any],
+    a: dict[str, Any], b: dict[str, Any],
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:  # fmt: skip
+    """A product step built over the template worlds *ta*, *tb*, for the worlds *a*, *b*."""
+    cons, na, nb = step
+    pairs = [(ta[k], a[k]) for k in ta] + [(tb[k], b[k]) for k in tb]
+    terms = {"cons": cons, **{f"a{k}": v for k, v in na.items()},
+             **{f"b{k}": v for k, v in nb.items()}}  # fmt: skip
+    out = substitute_many(terms, pairs)
+    return out["cons"], {k: out[f"a{k}"] for k in na}, {k: out[f"b{k}"] for k in nb}
 
 
 def _drop(

@@ -50,13 +50,22 @@ class Z3Domain:
 
     def __init__(self, ctx: z3.Context | None = None) -> None:
         self.ctx = ctx
+        # constants, made once: the interpreter asks for the same few values many times
+        self._consts: dict[tuple[int, int], Any] = {}
+        self._bools = (z3.BoolVal(False, ctx), z3.BoolVal(True, ctx))
 
     # -- constants and variables ------------------------------------------------------------
     def bv(self, value: int, width: int) -> Any:
-        return z3.BitVecVal(value & ((1 << width) - 1), width, self.ctx)
+        key = (value & ((1 << width) - 1), width)
+        term = self._consts.get(key)
+        if term is None:
+            if len(self._consts) > 100_000:  # bases and selectors are few; keep it bounded
+                self._consts.clear()
+            term = self._consts[key] = z3.BitVecVal(key[0], width, self.ctx)
+        return term
 
     def boolean(self, value: bool) -> Any:
-        return z3.BoolVal(bool(value), self.ctx)
+        return self._bools[bool(value)]
 
     def lift(self, value: Any, width: int) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
