@@ -219,6 +219,7 @@ def _noninterference(
 
     deadline = Deadline(options.timeout)
     why_not = ""
+    witness = None
     if options.engine == "auto":  # the proof gets most of the budget, BMC the rest
         proof_deadline = Deadline(options.timeout * 0.7)
         lemmas, why = lemmas_for(system, proof_deadline, options)
@@ -239,9 +240,13 @@ def _noninterference(
                     f"LDTs of up to {bounds.ldt_slots} entries",
                     details={"lemmas": (*lemmas.names, *proof.lemmas)},
                 )  # fmt: skip
-            why_not = proof.reason
+            why_not, witness = proof.reason, proof.witness
     depth = min(options.depth, NI_MAX_DEPTH)
     found = ni.search(system, inv, depth, deadline, solver=options.solver)
+    if found.kind == "bounded" and witness is not None:
+        # no pair within the product BMC's depth, but the exploration found a longer one:
+        # a real violation, shrunk and re-checked below like any other
+        found = ni.NiSearch("violated", len(witness[0]), witness[0], witness[1])
     if found.kind == "bounded":
         reason = (
             f"noninterference is searched by bounded self-composition to depth {NI_MAX_DEPTH} "

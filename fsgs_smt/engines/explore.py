@@ -28,6 +28,7 @@ from typing import Any
 
 from fsgs_smt.encode.system import LDT_ENTRIES, PARAMS, System
 from fsgs_smt.semantics import x86
+from fsgs_smt.semantics.events import Event
 
 SEED = 0
 WALKS = 150
@@ -112,18 +113,20 @@ def walks(
 def pair_walks(
     system: System, free: Sequence[str], *, seed: int = SEED, count: int = WALKS,
     length: int = LENGTH,
-) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:  # fmt: skip
-    """Pairs of worlds of the self-composition (`engines.ni`): both copies take the same
-    event, except that when the chosen variant is one of *free* (a yield in which the
-    other task may act), the second copy takes any variant of *free*, with its own
-    parameters."""
+) -> Iterator[tuple[dict[str, Any], dict[str, Any], tuple[Event, ...], tuple[Event, ...]]]:
+    """Pairs of worlds of the self-composition (`engines.ni`), with the events each copy
+    took to reach it: both copies take the same event, except that when the chosen variant
+    is one of *free* (a yield in which the other task may act), the second copy takes any
+    variant of *free*, with its own parameters."""
     rng = random.Random(seed)  # noqa: S311 - reproducible exploration, not secrets
     free_ids = [i for i, v in enumerate(system.variants) if v.name in free]
     weights = _weights(system)
     ids = range(len(system.variants))
-    yield system.initial_world(), system.initial_world()
+    yield system.initial_world(), system.initial_world(), (), ()
     for _ in range(count):
         a, b = system.initial_world(), system.initial_world()
+        ea: tuple[Event, ...] = ()
+        eb: tuple[Event, ...] = ()
         for _ in range(length):
             (i,) = rng.choices(ids, weights)
             p = sample_params(rng, system.variants[i].name, system)
@@ -131,9 +134,10 @@ def pair_walks(
             if i in free_ids:
                 j = rng.choice(free_ids)
                 q = sample_params(rng, system.variants[j].name, system)
-            a = system.conc.step(a, system.variants[i].build(p)).world
-            b = system.conc.step(b, system.variants[j].build(q)).world
-            yield a, b
+            ea, eb = (*ea, system.variants[i].build(p)), (*eb, system.variants[j].build(q))
+            a = system.conc.step(a, ea[-1]).world
+            b = system.conc.step(b, eb[-1]).world
+            yield a, b, ea, eb
 
 
 def falsified(

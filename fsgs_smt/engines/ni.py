@@ -117,6 +117,7 @@ class NiProof:
     kind: str
     lemmas: tuple[str, ...] = ()
     reason: str = ""
+    witness: tuple[tuple[Event, ...], tuple[Event, ...]] | None = None  # two runs that differ
 
 
 def relational_candidates(system: System) -> list[tuple[str, Relation]]:
@@ -142,20 +143,20 @@ def relational_candidates(system: System) -> list[tuple[str, Relation]]:
 
 def explored(
     system: System, cands: list[tuple[str, Relation]], observe: Sequence[str] = ()
-) -> tuple[set[str], bool]:
+) -> tuple[set[str], tuple[tuple[Event, ...], tuple[Event, ...]] | None]:
     """The candidates that no explored pair of reachable worlds falsifies
-    (`engines.explore`), which the relational search starts from; and whether some
-    explored pair already differs in an *observe*d field (then noninterference fails, and
-    no proof is worth trying: the product BMC finds the shortest pair of traces)."""
+    (`engines.explore`), which the relational search starts from; and the events of the
+    first explored pair that differs in an *observe*d field, if any (then noninterference
+    fails, and no proof is worth trying)."""
     by_name = dict(cands)
     alive = [n for n, _ in cands]
-    for a, b in explore.pair_walks(system, _FREE_OTHER):
+    for a, b, first, second in explore.pair_walks(system, _FREE_OTHER):
         if observe:
             view_a, view_b = view(system.conc, a), view(system.conc, b)
             if any(view_a[f] != view_b[f] for f in observe):
-                return set(alive), True
+                return set(alive), (first, second)
         alive = [n for n in alive if by_name[n](CONCRETE, a, b)]
-    return set(alive), False
+    return set(alive), None
 
 
 def _group_step(
@@ -204,9 +205,10 @@ def prove(
     if start is not None:
         alive &= set(start)
     else:
-        alive, differs = explored(system, cands, inv.observe)
-        if differs:
-            return NiProof("not-proved", reason="two explored runs observe different values")
+        alive, witness = explored(system, cands, inv.observe)
+        if witness is not None:
+            return NiProof("not-proved", reason="two explored runs observe different values",
+                           witness=witness)  # fmt: skip
     groups = system.groups()
     steps: dict[int, tuple[Any, dict[str, Any], dict[str, Any]]] = {}  # built once per group
     ta, _, _ = _copy(system, 0, "ta")

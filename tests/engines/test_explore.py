@@ -14,10 +14,13 @@ import z3
 from fsgs_smt.encode.system import PARAMS, System
 from fsgs_smt.engines import explore, ni
 from fsgs_smt.engines.houdini import candidates, houdini, recheck_lemmas
+from fsgs_smt.engines.verdict import Status
+from fsgs_smt.pipeline import Options, check
 from fsgs_smt.policy.catalog import load_checked
 from fsgs_smt.proving import select_invariants
 from fsgs_smt.semantics.cpu import CPU_MODELS
 from fsgs_smt.semantics.events import Trace
+from fsgs_smt.semantics.props import view
 from fsgs_smt.semantics.state import Bounds
 from fsgs_smt.sim import simulate
 
@@ -92,7 +95,7 @@ def test_pairs_differ_only_through_what_the_other_task_does() -> None:
     holds there), while the other tasks' state does differ somewhere."""
     system = _system()
     differs = set()
-    for a, b in explore.pair_walks(system, ni._FREE_OTHER, count=40, length=10):
+    for a, b, _, _ in explore.pair_walks(system, ni._FREE_OTHER, count=40, length=10):
         for k in ("T.fsbase", "T.gsbase", "T.fsindex", "T.gsindex", "T.cpu", "mm.ldt0"):
             assert a[k] == b[k], k
         differs |= {k for k in a if a[k] != b[k]}
@@ -106,13 +109,13 @@ def test_exploration_keeps_every_relational_lemma_of_the_recorded_proof(policy: 
     recorded proof is among it; and it does drop the other task's own fields."""
     system = _system(policy)
     (inv,) = select_invariants(None, ["no-cross-task-leak"])
-    kept, differs = ni.explored(system, ni.relational_candidates(system), inv.observe)
+    kept, witness = ni.explored(system, ni.relational_candidates(system), inv.observe)
     doc = json.loads((ROOT / "proofs" / f"{policy}.json").read_text())
     (rec,) = [r for r in doc["records"]
               if r["invariant"] == "no-cross-task-leak" and r["cpu"] == "intel"]  # fmt: skip
     recorded = {n for n in rec["lemmas"] if n.startswith("same ")}
 
-    assert not differs  # noninterference holds for both on intel
+    assert witness is None  # noninterference holds for both on intel
     assert recorded
     assert recorded <= kept
     assert "same O0.fsbase" not in kept
@@ -125,10 +128,17 @@ def test_exploration_finds_the_leak_of_linux_4_6_on_old_amd() -> None:
     (inv,) = select_invariants(None, ["no-cross-task-leak"])
     cands = ni.relational_candidates(system)
 
-    assert ni.explored(system, cands, inv.observe)[1]
+    witness = ni.explored(system, cands, inv.observe)[1]
+    assert witness is not None
+    first, second = witness
+    assert len(first) == len(second) > 0
+    runs = [simulate(system.policy, Trace(events=e), system.model, ncpus=2) for e in witness]
+    views = [view(system.conc, {k: r.worlds[-1][k] for k in system.layout}) for r in runs]
+    assert any(views[0][f] != views[1][f] for f in inv.observe)  # the pair replays and differs
     proof = ni.prove(system, inv, lambda s: z3.BoolVal(True), lambda: 60_000)
     assert ("not-proved", "two explored runs observe different values") == (
         proof.kind, proof.reason)  # fmt: skip
+    assert witness == proof.witness
 
 
 @pytest.mark.parametrize("policy", ["linux-4.13", "lutomirski-2016"])
@@ -173,3 +183,18 @@ def test_houdini_lists_the_groups_to_check_again_and_they_recheck() -> None:
     assert "" == recheck_lemmas(system, lemmas, lambda: 600_000, groups=lemmas.unchecked)
     assert "" == recheck_lemmas(system, lemmas, lambda: 600_000)
     assert lemmas.names == houdini(system, lambda: 600_000)[0].names
+
+
+def test_an_explored_leak_beyond_the_product_bmc_depth_is_still_violated() -> None:
+    """With the product BMC limited to depth 0 (where both copies are equal), the pair the
+    exploration found is the counterexample: shrunk, replayed, VIOLATED, never BOUNDED."""
+    (inv,) = select_invariants(None, ["no-cross-task-leak"])
+    policy = load_checked("linux-4.6")
+
+    verdict = check(policy, inv, CPU_MODELS["amd-legacy"], Options(depth=0))
+
+    assert Status.VIOLATED == verdict.status
+    first, second = verdict.trace, verdict.details["other_trace"]
+    assert first and len(first) == len(second)
+    observed = verdict.details["observed"]
+    assert observed[0] != observed[1]
