@@ -321,7 +321,9 @@ def houdini(
                     return Lemmas((), (), rounds), f"lemma search: {why}"
                 model = check.model()
                 falsified = {n for n in live if not model.is_true(post[n])}
-                assert falsified  # noqa: S101 - the model satisfies `bad`
+                if not falsified:  # the model satisfies `bad`: one must be false
+                    return Lemmas((), (), rounds), ("lemma search: the solver's model "
+                                                    "falsifies no candidate")  # fmt: skip
                 alive -= falsified
                 changed = falsified_here = True
             if falsified_here:

@@ -249,19 +249,23 @@ def _substituted(
 
 def _drop(
     check: Solver, post: dict[str, Any], live: Sequence[str], alive: set[str],
-    deadline_ms: Callable[[], int], *assumptions: Any,
+    deadline_ms: Callable[[], int],
 ) -> bool | NiProof:  # fmt: skip
     """One induction check of the *live* candidates: False if the step keeps them all,
     else True after removing from *alive* those a counterexample falsifies (or an
     ``unknown`` proof saying why it stopped)."""
     bad = z3.Not(z3.And([post[n] for n in live])) if live else z3.BoolVal(False)
-    answer = check.check(*assumptions, bad, deadline=deadline_ms)
+    answer = check.check(bad, deadline=deadline_ms)
     if answer.result == "unsat":
         return False
     if answer.result == "unknown":
         return NiProof("unknown", reason=f"relational lemma search: {answer.reason}")
     model = check.model()
-    alive -= {n for n in live if not model.is_true(post[n])}
+    falsified = {n for n in live if not model.is_true(post[n])}
+    if not falsified:  # the model satisfies `bad`, so one must be false: never loop on it
+        return NiProof("unknown", reason="relational lemma search: the solver's model "
+                       "falsifies no candidate (a bug in fsgs-smt or the solver)")  # fmt: skip
+    alive -= falsified
     return True
 
 

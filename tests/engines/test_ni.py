@@ -118,3 +118,24 @@ def test_a_recorded_relational_invariant_is_rechecked_and_a_wrong_hint_dropped()
     assert "" == why
     assert ("proved", set(recorded)) == (again.kind, set(again.lemmas))
     assert ("proved", set(recorded)) == (wrong.kind, set(wrong.lemmas))
+
+
+def test_a_model_that_falsifies_no_candidate_is_unknown_not_a_loop() -> None:
+    """`_drop` on a "sat" answer whose model makes every candidate true (a solver or
+    translation bug) says UNKNOWN instead of checking the same set forever."""
+    from fsgs_smt.engines.backend import Answer, Model  # noqa: PLC0415
+
+    class Lying:
+        def check(self, *_: object, deadline: object = None) -> Answer:
+            return Answer("sat")
+
+        def model(self) -> Model:
+            return Model(lambda term: z3.BoolVal(True))
+
+    x, y = z3.BitVecs("x y", 8)
+    alive = {"same x"}
+    out = ni._drop(Lying(), {"same x": x == y}, ["same x"], alive, lambda: 1000)  # type: ignore[arg-type]
+
+    assert isinstance(out, ni.NiProof)
+    assert "unknown" == out.kind
+    assert {"same x"} == alive
