@@ -4,7 +4,8 @@
 Layer: pipeline. Imports `pipeline`, `proving`, `engines.backend`, `traces`; prints nothing.
 
 One file per shipped policy, in canonical JSON (sorted keys, two-space indentation, no
-timings, so that a regeneration that decides the same is byte-identical). Each record is
+timings, so that a regeneration that finds the same evidence is byte-identical; a
+counterexample may come back as another of the same length). Each record is
 one invariant on one CPU model: the verdict, its depth and engine, the solver and its
 version, the SHA-256 of the policy (with its includes) and of the invariant's own text,
 and the evidence:
