@@ -262,11 +262,7 @@ def _noninterference(
     from fsgs_smt.minimize import shrink_pair  # noqa: PLC0415
 
     def observed(events: list[Event]) -> dict[str, Any]:
-        trace = Trace(events=tuple(events))
-        run = simulate(policy, trace, model, settings=options.settings, ncpus=options.ncpus)
-        sem = make_semantics(policy, model, bounds_for(trace, options.ncpus), options.settings)
-        world = run.worlds[-1] if run.worlds else run.initial
-        return {f: view(sem, world)[f] for f in inv.observe}
+        return observe(policy, inv, model, options, events)
 
     def differ(first: list[Event], second: list[Event]) -> bool:
         return observed(first) != observed(second)
@@ -289,6 +285,18 @@ def _noninterference(
         status=Status.VIOLATED, depth=found.depth, engine="ni-bmc", trace=tuple(first),
         details={"other_trace": tuple(second), "observed": views},
     )  # fmt: skip
+
+
+def observe(
+    policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options, events: list[Event]
+) -> dict[str, Any]:
+    """What a noninterference invariant observes (its ``observe`` fields of the task's
+    view) after *events*, run on the simulator as ``fsgs-smt simulate`` runs them."""
+    trace = Trace(events=tuple(events))
+    run = simulate(policy, trace, model, settings=options.settings, ncpus=options.ncpus)
+    sem = make_semantics(policy, model, bounds_for(trace, options.ncpus), options.settings)
+    world = run.worlds[-1] if run.worlds else run.initial
+    return {f: view(sem, world)[f] for f in inv.observe}
 
 
 def _vacuous(

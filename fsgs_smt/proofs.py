@@ -40,7 +40,7 @@ from typing import Any
 from fsgs_smt.engines import backend
 from fsgs_smt.engines.verdict import Status, Verdict
 from fsgs_smt.errors import InputError
-from fsgs_smt.pipeline import Options, check, replay
+from fsgs_smt.pipeline import Options, check, observe, replay
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.catalog import load_checked, shipped_policies
 from fsgs_smt.policy.invariants import Invariant
@@ -86,6 +86,7 @@ class Record:
     invariant_sha256: str
     lemmas: tuple[str, ...] = ()
     trace: Trace | None = None
+    other_trace: Trace | None = None  # noninterference: the second run of the pair
     params: Mapping[str, int] = field(default_factory=dict)
     reason: str = ""
 
@@ -127,12 +128,15 @@ def record_of(
     """The record of *verdict* (evidence included)."""
     lemmas = verdict.details.get("lemmas", ())
     params = verdict.details.get("params", {})
+    other = verdict.details.get("other_trace", ())
+    other = tuple(other) if isinstance(other, tuple | list) else ()
     return Record(
         invariant=inv.id, cpu=cpu, verdict=verdict.status.value, depth=verdict.depth,
         engine=verdict.engine, solver=backend.version(solver),
         policy_sha256=policy.text_hash, invariant_sha256=inv.text_hash,
         lemmas=tuple(lemmas) if isinstance(lemmas, tuple | list) else (),
         trace=Trace(events=verdict.trace, cpu=cpu) if verdict.trace else None,
+        other_trace=Trace(events=other, cpu=cpu) if verdict.trace and other else None,
         params=dict(params) if isinstance(params, dict) else {},
         reason=verdict.reason if verdict.status is not Status.PROVED else "",
     )  # fmt: skip
@@ -152,6 +156,8 @@ def dumps(pf: ProofFile) -> str:
         if r.trace is not None:
             doc["trace"] = trace_to_json(r.trace)
             doc["params"] = {k: hex(v) for k, v in sorted(r.params.items())}
+        if r.other_trace is not None:
+            doc["other_trace"] = trace_to_json(r.other_trace)
         if r.reason:
             doc["reason"] = r.reason
         records.append(doc)
@@ -216,7 +222,7 @@ class _Reader:
 
 _RECORD_KEYS = (
     "invariant", "cpu", "verdict", "depth", "engine", "solver", "policy_sha256",
-    "invariant_sha256", "lemmas", "trace", "params", "reason",
+    "invariant_sha256", "lemmas", "trace", "other_trace", "params", "reason",
 )  # fmt: skip
 
 
@@ -261,13 +267,15 @@ def load(path: Path) -> ProofFile:
         cpu = s("cpu")
         if cpu not in CPU_MODELS:
             raise r.error(items["cpu"], f"cpu: expected one of {', '.join(CPU_MODEL_NAMES)}")
-        trace = None
-        if "trace" in items:
-            raw = json.dumps(items["trace"].to_python())
-            try:
-                trace = parse_trace(raw, f"{filename} (trace of {s('invariant')} on {cpu})").trace
-            except InputError as exc:
-                raise r.error(items["trace"], f"trace: {exc.message}") from None
+        traces: dict[str, Trace] = {}
+        for key in ("trace", "other_trace"):
+            if key in items:
+                raw = json.dumps(items[key].to_python())
+                where = f"{filename} ({key} of {s('invariant')} on {cpu})"
+                try:
+                    traces[key] = parse_trace(raw, where).trace
+                except InputError as exc:
+                    raise r.error(items[key], f"{key}: {exc.message}") from None
         params: dict[str, int] = {}
         if "params" in items:
             pnode = items["params"]
@@ -285,7 +293,8 @@ def load(path: Path) -> ProofFile:
             invariant=s("invariant"), cpu=cpu, verdict=verdict,
             depth=int(r.number(r.need(items, "depth", node, "record"), "depth")),
             engine=s("engine"), solver=s("solver"), policy_sha256=s("policy_sha256"),
-            invariant_sha256=s("invariant_sha256"), lemmas=lemmas, trace=trace, params=params,
+            invariant_sha256=s("invariant_sha256"), lemmas=lemmas, trace=traces.get("trace"),
+            other_trace=traces.get("other_trace"), params=params,
             reason=s("reason") if "reason" in items else "",
         ))  # fmt: skip
     return ProofFile(policy=policy, settings=settings, records=tuple(records))
@@ -346,7 +355,9 @@ def _decide(
     if group.recorded is None or changed:
         return check(policy, inv, model, cold), ""
     assert rec is not None  # noqa: S101
-    replayable = inv.kind != "noninterference"  # a pair of traces: decided again instead
+    if inv.kind == "noninterference" and rec.verdict == Status.VIOLATED.value and not group.full:
+        return _replay_pair(policy, inv, group, rec)
+    replayable = inv.kind != "noninterference"
     if rec.verdict == Status.VIOLATED.value and rec.trace and replayable and not group.full:
         events = list(rec.trace.events)
         tail = len(inv.events) if inv.kind == "transition" else 0
@@ -367,6 +378,27 @@ def _decide(
         note = "proved again without the recorded lemmas" if again.status is Status.PROVED else ""
         return again, note
     return verdict, ""
+
+
+def _replay_pair(
+    policy: ast.Policy, inv: Invariant, group: _Group, rec: Record
+) -> tuple[Verdict, str]:
+    """A recorded noninterference violation: both runs replayed on the simulator must
+    observe different values (else, or without both runs, it is decided again)."""
+    model = CPU_MODELS[group.cpu]
+    cold = group.settings.options(group.solver)
+    if rec.trace is None or rec.other_trace is None:
+        return check(policy, inv, model, cold), ""  # recorded before pairs were
+    first, second = list(rec.trace.events), list(rec.other_trace.events)
+    views = [observe(policy, inv, model, cold, first), observe(policy, inv, model, cold, second)]
+    if views[0] != views[1]:
+        verdict = Verdict(
+            status=Status.VIOLATED, depth=rec.depth, engine=rec.engine, trace=tuple(first),
+            details={"other_trace": tuple(second), "observed": views},
+        )  # fmt: skip
+        return verdict, "confirmed by replaying the recorded pair of traces"
+    verdict = check(policy, inv, model, cold)
+    return verdict, f"{BAD_EVIDENCE}: the recorded traces observe the same values"
 
 
 def decide_matrix(

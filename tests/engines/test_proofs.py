@@ -18,7 +18,7 @@ from fsgs_smt import proofs as pr
 from fsgs_smt.cli import app
 from fsgs_smt.encode.system import other_actions
 from fsgs_smt.errors import InputError
-from fsgs_smt.pipeline import Options, evaluate, replay
+from fsgs_smt.pipeline import Options, evaluate, observe, replay
 from fsgs_smt.policy.catalog import load_checked
 from fsgs_smt.proving import shipped_invariants
 from fsgs_smt.semantics import events as ev
@@ -72,6 +72,22 @@ def test_every_recorded_counterexample_replays_on_the_simulator(policy: str) -> 
                          len(events) - tail)  # fmt: skip
         assert ok, (policy, r.invariant, r.cpu, why)
         assert len(events) - tail == r.depth
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_every_recorded_noninterference_pair_replays_and_differs(policy: str) -> None:
+    """A VIOLATED noninterference cell records both runs; on the simulator they observe
+    different values (and nothing else of the task's own events differs)."""
+    pol = load_checked(policy)
+    for r in RECORDED[policy].records:
+        if r.verdict != "VIOLATED" or r.engine != "ni-bmc":
+            continue
+        assert r.trace is not None and r.other_trace is not None, r
+        inv = INVARIANTS[r.invariant]
+        views = [observe(pol, inv, CPU_MODELS[r.cpu], Options(), list(t.events))
+                 for t in (r.trace, r.other_trace)]  # fmt: skip
+        assert views[0] != views[1], (policy, r.cpu)
+        assert len(r.trace.events) == len(r.other_trace.events)
 
 
 @pytest.mark.parametrize("policy", POLICIES)
@@ -174,6 +190,9 @@ def test_dumps_and_load_round_trip(tmp_path: Path) -> None:
         _sample().records, key=lambda r: (r.invariant, r.cpu))))  # fmt: skip
 
 
+BAD_TRACE = {"format": "fsgs-trace/1", "events": [{"op": "nope"}]}
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -187,6 +206,7 @@ def test_dumps_and_load_round_trip(tmp_path: Path) -> None:
         (lambda d: d["settings"].update(ncpus="two"), "ncpus: expected a positive number"),
         (lambda d: d["records"][0].update(depth="x"), "depth: expected a non-negative number"),
         (lambda d: d["records"][1]["trace"].update(events=[{"op": "nope"}]), "trace:"),
+        (lambda d: d["records"][1].update(other_trace=BAD_TRACE), "other_trace:"),
     ],
 )
 def test_a_malformed_proofs_file_is_one_located_error(tmp_path: Path, edit, message) -> None:  # type: ignore[no-untyped-def]
@@ -228,6 +248,31 @@ def test_check_confirms_a_recorded_counterexample_by_replaying_it() -> None:
     rec = _cell("linux-5.9", "ptrace-roundtrip-accepted", "intel")
     (o,) = _only("linux-5.9", "ptrace-roundtrip-accepted", "intel", rec)
     assert o.agree and o.now == "VIOLATED" and "replaying" in o.note
+
+
+def test_check_confirms_a_recorded_noninterference_pair_by_replaying_both_runs() -> None:
+    rec = _cell("linux-4.7", "no-cross-task-leak", "amd-legacy")
+    (o,) = _only("linux-4.7", "no-cross-task-leak", "amd-legacy", rec)
+    assert o.agree and o.now == "VIOLATED" and "pair of traces" in o.note
+
+
+def test_check_reports_a_noninterference_pair_that_does_not_differ() -> None:
+    """Both runs recorded as the same trace observe the same values: bad evidence, and the
+    cell is decided again (still VIOLATED, but check does not agree)."""
+    rec = _cell("linux-4.7", "no-cross-task-leak", "amd-legacy")
+    forged = replace(rec, other_trace=rec.trace)
+    (o,) = _only("linux-4.7", "no-cross-task-leak", "amd-legacy", forged)
+    assert not o.agree and "observe the same values" in o.note and o.now == "VIOLATED"
+
+
+def test_a_pair_survives_the_file_format(tmp_path: Path) -> None:
+    pf = RECORDED["linux-4.7"]
+    path = tmp_path / "p.json"
+    path.write_text(pr.dumps(pf), encoding="utf-8")
+    rec = _cell("linux-4.7", "no-cross-task-leak", "amd-legacy")
+    (back,) = [r for r in pr.load(path).records
+               if (r.invariant, r.cpu) == ("no-cross-task-leak", "amd-legacy")]  # fmt: skip
+    assert back.other_trace == rec.other_trace is not None
 
 
 def test_check_reports_a_counterexample_whose_depth_was_tampered_with() -> None:
