@@ -4,8 +4,8 @@
 Layer: pipeline. Imports `pipeline`, `proving`, `engines.backend`, `traces`; prints nothing.
 
 One file per shipped policy, in canonical JSON (sorted keys, two-space indentation, no
-timings, so that a regeneration that finds the same evidence is byte-identical; a
-counterexample may come back as another of the same length). Each record is
+timings; each policy x CPU model decided in a fresh process, so that a regeneration by
+the same code is byte-identical). Each record is
 one invariant on one CPU model: the verdict, its depth and engine, the solver and its
 version, the SHA-256 of the policy (with its includes) and of the invariant's own text,
 and the evidence:
@@ -30,6 +30,7 @@ and the evidence:
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -422,7 +423,13 @@ def decide_matrix(
             groups.append(_Group(name, cpu, tuple(invariants), settings, solver, recs, full))
     results: list[tuple[Record, Outcome]] = []
     if jobs > 1 and len(groups) > 1:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(groups))) as pool:
+        # a fresh process per group (forked from a server that has imported fsgs-smt):
+        # what a worker decided before never shapes the next group's terms, so the
+        # recorded evidence does not depend on which worker took which group
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["fsgs_smt.proofs"])
+        with ProcessPoolExecutor(max_workers=min(jobs, len(groups)), mp_context=ctx,
+                                 max_tasks_per_child=1) as pool:  # fmt: skip
             for chunk in pool.map(_run_group, groups):
                 for item in chunk:
                     if progress is not None:
