@@ -7,7 +7,9 @@ Deterministic passes, each candidate kept only if the simulator still shows the
 invariant broken: (1) drop prefix events one at a time; (2) replace each number of a
 prefix event by a simpler one (0, 1, 3, 7, 0x1000, the number's low bits, other numbers
 of the trace). The invariant's own events are kept (their parameters come from the
-model). The result is never longer than the input and is re-checked at every step.
+model), except the other task's action in an ``other: any`` yield: (3) dropped if the
+violation stays without it, else its numbers simplified as in (2). The result is never
+longer than the input and is re-checked at every step.
 
 A noninterference counterexample is a pair of traces with the same task events (only the
 other tasks' actions in yields differ); `shrink_pair` drops events from both at once,
@@ -60,8 +62,13 @@ def _simpler(value: int, pool: list[int]) -> list[int]:
     return [c for c in dict.fromkeys(out) if c < value]
 
 
-def shrink(events: list[ev.Event], prefix: int, still_broken: Check) -> list[ev.Event]:
-    """The smallest trace the passes reach; *events[prefix:]* (the invariant's) are kept."""
+def shrink(
+    events: list[ev.Event], prefix: int, still_broken: Check, free: tuple[int, ...] = ()
+) -> list[ev.Event]:
+    """The smallest trace the passes reach; *events[prefix:]* (the invariant's) are kept,
+    except that in those at the offsets *free* from their start (yields whose other-task
+    action the invariant leaves free, ``other: any``) the action is dropped if it can be,
+    else its numbers simplified."""
     current = list(events)
     changed = True
     while changed:
@@ -75,16 +82,35 @@ def shrink(events: list[ev.Event], prefix: int, still_broken: Check) -> list[ev.
                 i += 1
     pool = sorted({v for e in current[:prefix] for _, v in _numbers(e)})
     for i in range(prefix):
-        for path, value in list(_numbers(current[i])):
-            for simpler in _simpler(value, pool):
-                candidate = list(current)
-                try:
-                    candidate[i] = _replace(current[i], path, simpler)
-                except (TypeError, ValueError):
-                    continue
-                if still_broken(candidate):
-                    current = candidate
-                    break
+        current = _simplify_numbers(current, i, pool, still_broken)
+    for offset in free:
+        i = prefix + offset
+        event = current[i]
+        if not isinstance(event, ev.Yield) or not event.other:
+            continue
+        candidate = list(current)
+        candidate[i] = dataclasses.replace(event, other=())
+        if still_broken(candidate):
+            current = candidate
+        else:
+            current = _simplify_numbers(current, i, pool, still_broken)
+    return current
+
+
+def _simplify_numbers(
+    current: list[ev.Event], i: int, pool: list[int], still_broken: Check
+) -> list[ev.Event]:
+    """*current* with each number of event *i* replaced by the simplest that keeps it broken."""
+    for path, value in list(_numbers(current[i])):
+        for simpler in _simpler(value, pool):
+            candidate = list(current)
+            try:
+                candidate[i] = _replace(current[i], path, simpler)
+            except (TypeError, ValueError):
+                continue
+            if still_broken(candidate):
+                current = candidate
+                break
     return current
 
 

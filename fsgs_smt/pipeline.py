@@ -392,6 +392,7 @@ def _shrink(
 ) -> list[Event]:  # fmt: skip
     """The counterexample after the minimisation passes (each step re-checked on the simulator)."""
     from fsgs_smt.minimize import shrink  # noqa: PLC0415
+    from fsgs_smt.policy.invariants import is_any_other  # noqa: PLC0415
 
     tail = _n(inv)
 
@@ -399,7 +400,8 @@ def _shrink(
         holds, _ = evaluate(policy, inv, model, options, candidate, params, len(candidate) - tail)
         return not holds
 
-    return shrink(events, len(events) - tail, still_broken)
+    free = tuple(j for j, e in enumerate(inv.events) if is_any_other(e)) if tail else ()
+    return shrink(events, len(events) - tail, still_broken, free)
 
 
 def _n(inv: Invariant) -> int:

@@ -31,6 +31,35 @@ def test_shrink_keeps_the_invariants_own_events() -> None:
     assert [ev.WrBase(seg=ev.Seg.GS, value=0x5000)] == shrunk
 
 
+def _broken_if_task_writes(events: list[ev.Event]) -> bool:
+    return any(isinstance(e, ev.WrBase) for e in events)
+
+
+def _broken_if_other_writes_big(events: list[ev.Event]) -> bool:
+    return any(isinstance(e, ev.Yield) and any(
+        isinstance(o, ev.WrBase) and o.value >= 0x1000 for o in e.other) for e in events)
+
+
+def test_shrink_drops_the_other_tasks_action_of_a_free_yield_if_it_can() -> None:
+    """In the invariant's `other: any` yield (offset 0 of the tail), the other task's
+    action goes when the violation does not need it; a yield not listed as free keeps it."""
+    action = (ev.ArchPrctl(code=ev.ArchCode.SET_GS, value=0x4000_0000_0000),)
+    events = [ev.WrBase(seg=ev.Seg.GS, value=1), ev.Yield(other=action), ev.Yield(other=action)]
+
+    shrunk = shrink(events, 1, _broken_if_task_writes, free=(0,))
+
+    assert [ev.WrBase(seg=ev.Seg.GS, value=0), ev.Yield(), ev.Yield(other=action)] == shrunk
+
+
+def test_shrink_simplifies_the_other_tasks_action_it_needs() -> None:
+    """An action the violation needs stays, with its value as simple as still breaks it."""
+    events = [ev.Interrupt(), ev.Yield(other=(ev.WrBase(seg=ev.Seg.FS, value=0x7F00_0000_1234),))]
+
+    shrunk = shrink(events, 1, _broken_if_other_writes_big, free=(0,))
+
+    assert [ev.Yield(other=(ev.WrBase(seg=ev.Seg.FS, value=0x1000),))] == shrunk
+
+
 def test_shrink_returns_the_input_when_nothing_can_go() -> None:
     """A trace that needs every event comes back unchanged."""
     events: list[ev.Event] = [ev.WrBase(seg=ev.Seg.GS, value=0x1000)]
