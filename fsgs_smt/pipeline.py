@@ -275,14 +275,19 @@ def _noninterference(
         )  # fmt: skip
     first, second = shrink_pair(first, second, differ)
     views = [observed(first), observed(second)]  # re-checked after the shrinking
-    if views[0] == views[1]:
+    problem = ni.pair_problem(first, second) or (
+        "they observe the same values" if views[0] == views[1] else ""
+    )
+    if problem:
         return Verdict(
             status=Status.UNKNOWN, depth=found.depth, engine="ni-bmc",
-            reason="the shrunk traces did not replay to different observations: a bug in "
+            reason=f"the shrunk traces are not two runs that differ ({problem}): a bug in "
             "fsgs-smt",
         )  # fmt: skip
+    # the depth is the pair's length: no shorter pair differs (the product BMC found none,
+    # and shrinking keeps the difference), or, for an explored pair, all it is known to be
     return Verdict(
-        status=Status.VIOLATED, depth=found.depth, engine="ni-bmc", trace=tuple(first),
+        status=Status.VIOLATED, depth=len(first), engine="ni-bmc", trace=tuple(first),
         details={"other_trace": tuple(second), "observed": views},
     )  # fmt: skip
 

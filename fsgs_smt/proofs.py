@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """Recorded proofs: ``proofs/<policy>.json``, regenerated and re-checked (``fsgs-smt check``).
 
-Layer: pipeline. Imports `pipeline`, `proving`, `engines.backend`, `traces`; prints nothing.
+Layer: pipeline. Imports `pipeline`, `proving`, `engines.backend`, `engines.ni`, `traces`;
+prints nothing.
 
 One file per shipped policy, in canonical JSON (sorted keys, two-space indentation, no
 timings; each policy x CPU model decided in a fresh process, so that a regeneration by
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from fsgs_smt.engines import backend
+from fsgs_smt.engines.ni import pair_problem
 from fsgs_smt.engines.verdict import Status, Verdict
 from fsgs_smt.errors import InputError
 from fsgs_smt.pipeline import Options, check, observe, replay
@@ -391,6 +393,12 @@ def _replay_pair(
     if rec.trace is None or rec.other_trace is None:
         return check(policy, inv, model, cold), ""  # recorded before pairs were
     first, second = list(rec.trace.events), list(rec.other_trace.events)
+    problem = pair_problem(first, second)
+    if not problem and len(first) != rec.depth:
+        problem = f"{len(first)} events, not {rec.depth}"
+    if problem:
+        verdict = check(policy, inv, model, cold)
+        return verdict, f"{BAD_EVIDENCE}: the recorded pair is not one ({problem})"
     views = [observe(policy, inv, model, cold, first), observe(policy, inv, model, cold, second)]
     if views[0] != views[1]:
         verdict = Verdict(

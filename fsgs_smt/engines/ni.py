@@ -31,7 +31,7 @@ from fsgs_smt.engines.backend import Model, Solver
 from fsgs_smt.engines.kind import Deadline
 from fsgs_smt.policy.invariants import Invariant
 from fsgs_smt.semantics.domain import CONCRETE
-from fsgs_smt.semantics.events import Event
+from fsgs_smt.semantics.events import ArchPrctl, Event, MovSeg, WrBase, Yield
 from fsgs_smt.semantics.props import view
 
 _FREE_OTHER = ("yield", "yield/mov_seg fs", "yield/mov_seg gs", "yield/wrbase fs",
@@ -93,6 +93,37 @@ def search(
             return NiSearch("violated", k, _decode(system, model, steps, 0),
                             _decode(system, model, steps, 2))  # fmt: skip
     return NiSearch("bounded", depth)
+
+
+def _free_yield(event: Event) -> bool:
+    """A yield in which the other task's action may differ between the copies: its variant
+    name (as `encode.system.variants` names it) is one of `_FREE_OTHER`."""
+    if not isinstance(event, Yield) or len(event.other) > 1:
+        return False
+    if not event.other:
+        return "yield" in _FREE_OTHER
+    action = event.other[0]
+    match action:
+        case MovSeg(seg=seg):
+            name = f"mov_seg {seg.value}"
+        case WrBase(seg=seg):
+            name = f"wrbase {seg.value}"
+        case ArchPrctl(code=code):
+            name = f"arch_prctl {code.value}"
+        case _:
+            return False
+    return f"yield/{name}" in _FREE_OTHER
+
+
+def pair_problem(first: Sequence[Event], second: Sequence[Event]) -> str:
+    """Why *first* and *second* are not two runs of the self-composition ("" if they are):
+    the same events, except yields in which the other task does different free actions."""
+    if len(first) != len(second):
+        return f"the runs have {len(first)} and {len(second)} events"
+    for i, (a, b) in enumerate(zip(first, second, strict=True)):
+        if a != b and not (_free_yield(a) and _free_yield(b)):
+            return f"event {i} differs, and not only in what the other task does in a yield"
+    return ""
 
 
 def _decode(system: System, model: Model, steps: list[Any], at: int) -> tuple[Event, ...]:

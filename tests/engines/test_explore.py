@@ -195,6 +195,7 @@ def test_an_explored_leak_beyond_the_product_bmc_depth_is_still_violated() -> No
 
     assert Status.VIOLATED == verdict.status
     first, second = verdict.trace, verdict.details["other_trace"]
-    assert first and len(first) == len(second)
+    assert first and len(first) == len(second) == verdict.depth
+    assert "" == ni.pair_problem(first, second)
     observed = verdict.details["observed"]
     assert observed[0] != observed[1]

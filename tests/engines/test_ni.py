@@ -139,3 +139,32 @@ def test_a_model_that_falsifies_no_candidate_is_unknown_not_a_loop() -> None:
     assert isinstance(out, ni.NiProof)
     assert "unknown" == out.kind
     assert {"same x"} == alive
+
+
+def test_a_pair_of_runs_differs_only_in_free_yields() -> None:
+    """`pair_problem` accepts the same events, or yields where the other task does
+    different free actions; anything else (its own LDT write, a task event, a length) is
+    not a pair of the self-composition."""
+    from fsgs_smt.semantics import events as ev  # noqa: PLC0415
+
+    mov = ev.MovSeg(seg=ev.Seg.FS, selector=1)
+    other_wr = ev.Yield(other=(ev.WrBase(seg=ev.Seg.FS, value=5),))
+    other_arch = ev.Yield(other=(ev.ArchPrctl(code=ev.ArchCode.SET_GS, value=7),))
+    ldt = ev.Yield(other=(ev.ModifyLdt(entry=0, desc=ev.UserDesc()),))
+
+    assert "" == ni.pair_problem([mov, other_wr], [mov, ev.Yield()])
+    assert "" == ni.pair_problem([mov, other_wr], [mov, other_arch])
+    assert "event 1" in ni.pair_problem([mov, ldt], [mov, ev.Yield()])
+    assert "event 0" in ni.pair_problem([mov, ev.Yield()], [ev.WrBase(seg=ev.Seg.FS, value=5),
+                                                           ev.Yield()])  # fmt: skip
+    assert "2 and 1 events" in ni.pair_problem([mov, ev.Yield()], [mov])
+
+
+def test_the_free_yields_are_exactly_the_free_variants() -> None:
+    """`pair_problem`'s notion of a free yield is the product's: every yield variant's event
+    is free exactly when its name is in `_FREE_OTHER`."""
+    system = _system()
+    params = dict.fromkeys(PARAMS, 0)
+    for v in system.variants:
+        if v.name.startswith("yield"):
+            assert ni._free_yield(v.build(params)) == (v.name in ni._FREE_OTHER), v.name

@@ -265,6 +265,23 @@ def test_check_reports_a_noninterference_pair_that_does_not_differ() -> None:
     assert not o.agree and "observe the same values" in o.note and o.now == "VIOLATED"
 
 
+def test_check_reports_a_pair_whose_second_run_is_not_the_same_task() -> None:
+    """A second run where the task itself writes a base observes a different value, but it
+    is no noninterference violation: bad evidence."""
+    rec = _cell("linux-4.7", "no-cross-task-leak", "amd-legacy")
+    assert rec.trace is not None
+    own = (ev.WrBase(seg=ev.Seg.FS, value=0x1000), *rec.trace.events[1:])
+    forged = replace(rec, other_trace=ev.Trace(events=own, cpu="amd-legacy"))
+    (o,) = _only("linux-4.7", "no-cross-task-leak", "amd-legacy", forged)
+    assert not o.agree and "is not one" in o.note
+
+
+def test_check_reports_a_pair_whose_depth_was_tampered_with() -> None:
+    rec = _cell("linux-4.7", "no-cross-task-leak", "amd-legacy")
+    (o,) = _only("linux-4.7", "no-cross-task-leak", "amd-legacy", replace(rec, depth=5))
+    assert not o.agree and "not 5" in o.note
+
+
 def test_a_pair_survives_the_file_format(tmp_path: Path) -> None:
     pf = RECORDED["linux-4.7"]
     path = tmp_path / "p.json"
