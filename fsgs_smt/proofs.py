@@ -47,7 +47,7 @@ from fsgs_smt.pipeline import Options, check, observe, replay
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.catalog import load_checked, shipped_policies
 from fsgs_smt.policy.invariants import Invariant
-from fsgs_smt.semantics.cpu import CPU_MODEL_NAMES, CPU_MODELS
+from fsgs_smt.semantics.cpu import CPU_MODEL_NAMES, CPU_MODELS, same_architecture
 from fsgs_smt.semantics.events import Trace
 from fsgs_smt.source import Span
 from fsgs_smt.traces.fsgs_json import parse_trace, trace_to_json
@@ -308,41 +308,52 @@ def load(path: Path) -> ProofFile:
 
 @dataclass(frozen=True, slots=True)
 class _Group:
-    """The cells of one policy on one CPU model (one process: they share the lemmas)."""
+    """The cells of one policy on the CPU models of one architecture (one process: they
+    share the lemmas). Each cell is decided on ``cpus[0]``; the other models have the same
+    architectural parameters (`CpuModel.architecture`), so the same transition system."""
 
     policy_ref: str
-    cpu: str
+    cpus: tuple[str, ...]
     invariants: tuple[Invariant, ...]
     settings: Settings
     solver: str
-    recorded: tuple[Record | None, ...] | None  # None: regenerate
+    recorded: tuple[tuple[Record | None, ...], ...] | None  # per CPU model; None: regenerate
     full: bool
+
+    @property
+    def cpu(self) -> str:
+        """The model the cells are decided on."""
+        return self.cpus[0]
 
 
 def _run_group(group: _Group) -> list[tuple[Record, Outcome]]:
     policy = load_checked(group.policy_ref)
     out = []
-    recorded = group.recorded or (None,) * len(group.invariants)
-    hints = tuple(sorted({n for r in recorded if r is not None for n in r.lemmas})) or None
-    for inv, rec in zip(group.invariants, recorded, strict=True):
+    nothing = (None,) * len(group.invariants)
+    recorded = group.recorded or (nothing,) * len(group.cpus)
+    hints = tuple(sorted({n for r in recorded[0] if r is not None for n in r.lemmas})) or None
+    for n, inv in enumerate(group.invariants):
         start = time.monotonic()
-        verdict, note = _decide(policy, inv, group, rec, hints)
+        verdict, note = _decide(policy, inv, group, recorded[0][n], hints)
         seconds = time.monotonic() - start
-        now = record_of(policy, inv, group.cpu, verdict, group.solver)
-        agree = rec is not None and (rec.verdict, rec.depth) == (now.verdict, now.depth)
-        agree = agree and not note.startswith(BAD_EVIDENCE)
-        if rec is not None and (rec.policy_sha256, rec.invariant_sha256) != (
-            now.policy_sha256, now.invariant_sha256,
-        ):  # fmt: skip
-            agree = False
-            note = "the policy or the invariant changed since it was recorded; " + note
-        if group.recorded is not None and rec is None:
-            note = "not recorded"
-        out.append((now, Outcome(
-            policy=policy.name, invariant=inv.id, cpu=group.cpu,
-            recorded=rec.label if rec is not None else "-", now=now.label,
-            agree=agree, note=note.strip("; "), seconds=seconds,
-        )))  # fmt: skip
+        for cpu, recs in zip(group.cpus, recorded, strict=True):
+            rec = recs[n]
+            now = record_of(policy, inv, cpu, verdict, group.solver)
+            agree = rec is not None and (rec.verdict, rec.depth) == (now.verdict, now.depth)
+            agree = agree and not note.startswith(BAD_EVIDENCE)
+            said = note if cpu == group.cpu else f"as {group.cpu}, the same architecture"
+            if rec is not None and (rec.policy_sha256, rec.invariant_sha256) != (
+                now.policy_sha256, now.invariant_sha256,
+            ):  # fmt: skip
+                agree = False
+                said = "the policy or the invariant changed since it was recorded; " + said
+            if group.recorded is not None and rec is None:
+                said = "not recorded"
+            out.append((now, Outcome(
+                policy=policy.name, invariant=inv.id, cpu=cpu,
+                recorded=rec.label if rec is not None else "-", now=now.label,
+                agree=agree, note=said.strip("; "), seconds=seconds if cpu == group.cpu else 0.0,
+            )))  # fmt: skip
     return out
 
 
@@ -417,19 +428,22 @@ def decide_matrix(
 ) -> list[tuple[Record, Outcome]]:  # fmt: skip
     """Decide (``recorded`` None) or re-check every policy x invariant x CPU model.
 
-    Groups of one policy on one CPU model run in parallel with ``jobs > 1``.
+    Each policy is decided once per architecture (`same_architecture`): a CPU model with
+    the same parameters as one before it in *cpus* gets that model's verdicts. Groups of one
+    policy on one architecture run in parallel with ``jobs > 1``.
     """
     solver = backend.resolve(solver)
     groups = []
     for name in policies:
         pf = recorded.get(name) if recorded is not None else None
-        for cpu in cpus:
-            recs: tuple[Record | None, ...] | None = None
+        by_key = {(r.invariant, r.cpu): r for r in (pf.records if pf else ())}
+        for same in same_architecture(cpus).values():
+            recs: tuple[tuple[Record | None, ...], ...] | None = None
             if recorded is not None:
-                by_key = {(r.invariant, r.cpu): r for r in (pf.records if pf else ())}
-                recs = tuple(by_key.get((inv.id, cpu)) for inv in invariants)
-            groups.append(_Group(name, cpu, tuple(invariants), settings, solver, recs, full))
-    results: list[tuple[Record, Outcome]] = []
+                recs = tuple(tuple(by_key.get((inv.id, cpu)) for inv in invariants)
+                             for cpu in same)  # fmt: skip
+            groups.append(_Group(name, same, tuple(invariants), settings, solver, recs, full))
+    chunks: list[list[tuple[Record, Outcome]]] = []
     if jobs > 1 and len(groups) > 1:
         # a fresh process per group (forked from a server that has imported fsgs-smt):
         # what a worker decided before never shapes the next group's terms, so the
@@ -442,14 +456,23 @@ def decide_matrix(
                 for item in chunk:
                     if progress is not None:
                         progress(item[1])
-                results.extend(chunk)
+                chunks.append(chunk)
     else:
         for group in groups:
+            chunks.append([])
             for item in _run_group(group):
                 if progress is not None:
                     progress(item[1])
-                results.append(item)
-    return results
+                chunks[-1].append(item)
+    # in the order asked for: policy, then CPU model, then invariant
+    cpu_place = {cpu: n for n, cpu in enumerate(cpus)}
+    inv_place = {inv.id: n for n, inv in enumerate(invariants)}
+    keyed = [
+        ((policies.index(g.policy_ref), cpu_place[o.cpu], inv_place[o.invariant]), (r, o))
+        for g, chunk in zip(groups, chunks, strict=True)
+        for r, o in chunk
+    ]
+    return [item for _, item in sorted(keyed, key=lambda pair: pair[0])]
 
 
 def stale_records(recorded: Mapping[str, ProofFile], invariants: list[Invariant]) -> list[Outcome]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fsgs_smt.engines.verdict import Status, Verdict
@@ -18,7 +18,7 @@ from fsgs_smt.pipeline import Options, check
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.catalog import SPECS_DIR
 from fsgs_smt.policy.invariants import Invariant, load_invariants
-from fsgs_smt.semantics.cpu import CPU_MODELS
+from fsgs_smt.semantics.cpu import CPU_MODELS, same_architecture
 from fsgs_smt.semantics.events import Trace
 from fsgs_smt.sim import SimRun, simulate
 from fsgs_smt.source import Span
@@ -101,14 +101,21 @@ def _one_cpu(request: ProveRequest, cpu: str) -> list[Result]:
 
 
 def run_prove(request: ProveRequest, progress: Callable[[str], None] | None = None) -> list[Result]:
-    """Check every invariant on every CPU model (CPU models in parallel with ``jobs > 1``)."""
-    if request.jobs > 1 and len(request.cpus) > 1:
-        with ProcessPoolExecutor(max_workers=min(request.jobs, len(request.cpus))) as pool:
-            futures = [pool.submit(_one_cpu, request, cpu) for cpu in request.cpus]
+    """Check every invariant on every CPU model (CPU models in parallel with ``jobs > 1``).
+
+    A CPU model with the same architectural parameters as one before it in ``cpus``
+    (`CpuModel.architecture`) is the same transition system: it gets that model's verdicts,
+    marked ``details["same_as"]``, and is not decided again.
+    """
+    same = same_architecture(request.cpus)
+    decide = list(same)
+    if request.jobs > 1 and len(decide) > 1:
+        with ProcessPoolExecutor(max_workers=min(request.jobs, len(decide))) as pool:
+            futures = [pool.submit(_one_cpu, request, cpu) for cpu in decide]
             grouped = [f.result() for f in futures]
     else:
         grouped = []
-        for cpu in request.cpus:
+        for cpu in decide:
             row: list[Result] = []
             options = Options(
                 depth=request.depth, engine=request.engine, timeout=request.timeout,
@@ -119,8 +126,15 @@ def run_prove(request: ProveRequest, progress: Callable[[str], None] | None = No
                     progress(f"[{cpu}] {inv.id} ...")
                 row.append(Result(inv, cpu, check(request.policy, inv, CPU_MODELS[cpu], options)))
             grouped.append(row)
+    flat = []
+    for row in grouped:
+        for r in row:
+            flat.append(r)
+            for cpu in same[r.cpu][1:]:
+                details = {**r.verdict.details, "same_as": r.cpu}
+                flat.append(Result(r.invariant, cpu, replace(r.verdict, seconds=0.0,
+                                                             details=details)))  # fmt: skip
     order = {inv.id: n for n, inv in enumerate(request.invariants)}
-    flat = [r for row in grouped for r in row]
     return sorted(flat, key=lambda r: (order[r.invariant.id], request.cpus.index(r.cpu)))
 
 

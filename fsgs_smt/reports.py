@@ -66,8 +66,11 @@ def render_text(policy: ast.Policy, results: list[Result]) -> str:
         texts = []
         for cpu in cpus:
             v = cells[cpu].verdict
-            texts.append(Text(f"{v.label} {v.seconds:.1f}s", style=_STYLE[v.status]))
-            if v.status in (Status.UNKNOWN, Status.BOUNDED, Status.VACUOUS) and v.reason:
+            same = v.details.get("same_as")
+            when = f"as {same}" if same else f"{v.seconds:.1f}s"
+            texts.append(Text(f"{v.label} {when}", style=_STYLE[v.status]))
+            bad = v.status in (Status.UNKNOWN, Status.BOUNDED, Status.VACUOUS)
+            if bad and v.reason and not same:
                 notes.append(f"{inv_id} on {cpu}: {v.reason}")
         table.add_row(inv_id, *texts)
     buf = io.StringIO()
@@ -87,6 +90,8 @@ def _verdict_json(r: Result, policy: ast.Policy) -> dict[str, Any]:
     }  # fmt: skip
     if v.reason:
         doc["reason"] = v.reason
+    if "same_as" in v.details:  # decided once, for a model with the same parameters
+        doc["same_as"] = v.details["same_as"]
     if v.certificate:
         doc["certificate"] = v.certificate
     if v.trace:

@@ -9,7 +9,8 @@ the semantics reads the field and never tests a model's name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +35,24 @@ class CpuModel:
     iret_null_keeps_base: bool
     # Linear-address width checked for canonicality: 48 (4-level paging) or 57 (LA57).
     va_bits: int
+
+    @property
+    def architecture(self) -> tuple[object, ...]:
+        """Every parameter the semantics read (all but the name and the summary). Two models
+        with the same architecture give the same transition system, so the same verdicts."""
+        return tuple(getattr(self, f.name) for f in fields(self) if f.name not in _LABELS)
+
+
+_LABELS = ("name", "summary")
+
+
+def same_architecture(names: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """*names* grouped by `CpuModel.architecture`: the first name of each group (in the
+    order given) maps to all of the group's names, itself first."""
+    groups: dict[tuple[object, ...], list[str]] = {}
+    for name in names:
+        groups.setdefault(CPU_MODELS[name].architecture, []).append(name)
+    return {group[0]: tuple(group) for group in groups.values()}
 
 
 INTEL = CpuModel(

@@ -256,6 +256,36 @@ def test_check_confirms_a_recorded_noninterference_pair_by_replaying_both_runs()
     assert o.agree and o.now == "VIOLATED" and "pair of traces" in o.note
 
 
+def test_a_model_of_the_same_architecture_gets_the_verdict_decided_for_the_first() -> None:
+    """intel and amd-zen3 have the same parameters: the cell is decided on intel and the
+    amd-zen3 cell, compared with its own record, gets the same verdict and evidence."""
+    inv = "ptrace-roundtrip-accepted"
+    recs = (_cell("linux-5.9", inv, "intel"), _cell("linux-5.9", inv, "amd-zen3"))
+    recorded = {"linux-5.9": replace(RECORDED["linux-5.9"], records=recs)}
+    results = pr.decide_matrix(["linux-5.9"], [INVARIANTS[inv]], ["amd-zen3", "intel"],
+                               RECORDED["linux-5.9"].settings, recorded=recorded)  # fmt: skip
+
+    (zen, zen_out), (intel, intel_out) = results
+    assert (zen_out.cpu, intel_out.cpu) == ("amd-zen3", "intel")
+    assert zen_out.agree and "replaying" in zen_out.note  # decided on the first model given
+    assert intel_out.agree and intel_out.note == "as amd-zen3, the same architecture"
+    assert intel_out.seconds == 0.0
+    assert intel.trace is not None and intel.trace.cpu == "intel"
+    assert replace(intel, cpu="amd-zen3", trace=replace(intel.trace, cpu="amd-zen3")) == zen
+
+
+def test_a_sibling_model_is_compared_with_its_own_record() -> None:
+    """A wrong record of the second model of an architecture is still a difference."""
+    inv = "ptrace-roundtrip-accepted"
+    forged = replace(_cell("linux-5.9", inv, "amd-zen3"), verdict="PROVED", trace=None)
+    recs = (_cell("linux-5.9", inv, "intel"), forged)
+    recorded = {"linux-5.9": replace(RECORDED["linux-5.9"], records=recs)}
+    results = pr.decide_matrix(["linux-5.9"], [INVARIANTS[inv]], ["intel", "amd-zen3"],
+                               RECORDED["linux-5.9"].settings, recorded=recorded)  # fmt: skip
+
+    assert [(o.cpu, o.agree) for _, o in results] == [("intel", True), ("amd-zen3", False)]
+
+
 def test_check_reports_a_noninterference_pair_that_does_not_differ() -> None:
     """Both runs recorded as the same trace observe the same values: bad evidence, and the
     cell is decided again (still VIOLATED, but check does not agree)."""

@@ -204,5 +204,20 @@ def test_prove_reports_a_violation_with_exit_1_and_junit() -> None:
     assert '<failure message="VIOLATED">' in result.stdout
 
 
+def test_prove_decides_a_model_of_the_same_architecture_once() -> None:
+    """amd-zen3 has intel's parameters: prove reports intel's verdict for it, marked."""
+    result = RUNNER.invoke(
+        app, ["prove", "linux-5.9", "-i", "ptrace-roundtrip-accepted", "--cpu", "all",
+              "--engine", "bmc", "--depth", "2", "--format", "json"],
+    )  # fmt: skip
+
+    docs = {d["cpu"]: d for d in json.loads(result.stdout)}
+    assert 1 == result.exit_code
+    assert "same_as" not in docs["intel"] and "same_as" not in docs["amd-legacy"]
+    assert docs["amd-zen3"]["same_as"] == "intel"
+    assert docs["amd-zen3"]["trace"] == docs["intel"]["trace"]
+    assert docs["amd-zen3"]["verdict"] == docs["intel"]["verdict"] == "VIOLATED"
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
