@@ -467,9 +467,9 @@ def _probe(run_probes: bool) -> MachineInfo:
     if model is None:
         model = _int_or_none(facts.get("model"))
 
+    # Only CPUID tells NSCB: the kernel reads the bit since 5.16 but its flags line never
+    # shows it (the cpufeatures.h name of X86_FEATURE_NULL_SEL_CLR_BASE is "").
     nscb: bool | None = _flag_bool(facts.get("nscb"))
-    if nscb is None and flags and kernel_version >= (5, 16):
-        nscb = "null_sel_clr_base" in flags  # the kernel names the bit since 5.16
     hypervisor = _flag_bool(facts.get("hypervisor"))
     if hypervisor is None and flags:
         hypervisor = "hypervisor" in flags
