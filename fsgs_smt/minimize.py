@@ -8,8 +8,10 @@ invariant broken: (1) drop prefix events one at a time; (2) replace each number 
 prefix event by a simpler one (0, 1, 3, 7, 0x1000, the number's low bits, other numbers
 of the trace). The invariant's own events are kept (their parameters come from the
 model), except the other task's action in an ``other: any`` yield: (3) dropped if the
-violation stays without it, else its numbers simplified as in (2). The result is never
-longer than the input and is re-checked at every step.
+violation stays without it, else its numbers simplified as in (2). Then (4) the
+invariant's own parameters (``p.*``) are simplified the same way (`shrink_params`), the
+invariant's events re-derived from them by the caller. The result is never longer than
+the input and is re-checked at every step.
 
 A noninterference counterexample is a pair of traces with the same task events (only the
 other tasks' actions in yields differ); `shrink_pair` drops events from both at once,
@@ -108,6 +110,24 @@ def _simplify_numbers(
                 candidate[i] = _replace(current[i], path, simpler)
             except (TypeError, ValueError):
                 continue
+            if still_broken(candidate):
+                current = candidate
+                break
+    return current
+
+
+ParamCheck = Callable[[dict[str, int]], bool]  # True while the violation stays
+
+
+def shrink_params(params: dict[str, int], still_broken: ParamCheck) -> dict[str, int]:
+    """The invariant's own parameters (``p.*``), each replaced in name order by the simplest
+    value (as for event numbers: 0, 1, small, its low bits, another parameter's value)
+    that keeps the violation. The caller re-derives the invariant's events from them."""
+    current = dict(params)
+    pool = sorted(set(current.values()))
+    for name in sorted(current):
+        for simpler in _simpler(current[name], pool):
+            candidate = {**current, name: simpler}
             if still_broken(candidate):
                 current = candidate
                 break

@@ -340,7 +340,7 @@ def _conclude(
             if ok:
                 ok, why = _readable(events)
             if ok:
-                events = _shrink(policy, inv, model, options, events, params)
+                events, params = _shrink(policy, inv, model, options, events, params)
                 ok, why = replay(policy, inv, model, options, events, params, len(events) - _n(inv))
             if not ok:
                 return Verdict(
@@ -394,19 +394,33 @@ def _readable(events: list[Event]) -> tuple[bool, str]:
 def _shrink(
     policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options, events: list[Event],
     params: Mapping[str, int],
-) -> list[Event]:  # fmt: skip
-    """The counterexample after the minimisation passes (each step re-checked on the simulator)."""
-    from fsgs_smt.minimize import shrink  # noqa: PLC0415
+) -> tuple[list[Event], dict[str, int]]:  # fmt: skip
+    """The counterexample and the invariant's parameters after the minimisation passes
+    (each step re-checked on the simulator)."""
+    from fsgs_smt.encode.property import substitute_params  # noqa: PLC0415
+    from fsgs_smt.minimize import shrink, shrink_params  # noqa: PLC0415
     from fsgs_smt.policy.invariants import is_any_other  # noqa: PLC0415
 
     tail = _n(inv)
 
-    def still_broken(candidate: list[Event]) -> bool:
-        holds, _ = evaluate(policy, inv, model, options, candidate, params, len(candidate) - tail)
+    def broken(candidate: list[Event], values: Mapping[str, int]) -> bool:
+        holds, _ = evaluate(policy, inv, model, options, candidate, values, len(candidate) - tail)
         return not holds
 
     free = tuple(j for j, e in enumerate(inv.events) if is_any_other(e)) if tail else ()
-    return shrink(events, len(events) - tail, still_broken, free)
+    events = shrink(events, len(events) - tail, lambda c: broken(c, params), free)
+    if not params:
+        return events, dict(params)
+    prefix = events[: len(events) - tail]
+
+    def with_params(values: Mapping[str, int]) -> list[Event]:
+        # the invariant's events with *values*; an ``other: any`` yield keeps its (shrunk) action
+        own = [e if is_any_other(raw) else substitute_params(raw, values)
+               for raw, e in zip(inv.events, events[len(prefix):], strict=True)]  # fmt: skip
+        return [*prefix, *own]
+
+    values = shrink_params(dict(params), lambda v: broken(with_params(v), v))
+    return with_params(values), values
 
 
 def _n(inv: Invariant) -> int:

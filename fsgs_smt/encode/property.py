@@ -62,6 +62,12 @@ def instantiate(
     return out
 
 
+def substitute_params(event: ev.Event, values: Mapping[str, int]) -> ev.Event:
+    """One of an invariant's events with its ``p.*`` parameters replaced by *values*."""
+    out: ev.Event = _subst(event, values)
+    return out
+
+
 def _subst(event: Any, values: Mapping[str, Any]) -> Any:
     changes: dict[str, Any] = {}
     for name in getattr(event, "__dataclass_fields__", {}):

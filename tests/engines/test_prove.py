@@ -19,7 +19,7 @@ from fsgs_smt.pipeline import Options, check
 from fsgs_smt.policy.catalog import load_checked
 from fsgs_smt.proving import select_invariants
 from fsgs_smt.semantics.cpu import CPU_MODELS
-from fsgs_smt.semantics.events import MovSeg, PtraceField, PtracePoke, Trace
+from fsgs_smt.semantics.events import MovSeg, PtraceField, PtracePoke, Trace, WrBase
 from fsgs_smt.sim import simulate
 from fsgs_smt.traces.fsgs_json import parse_trace
 
@@ -228,3 +228,14 @@ def test_prove_decides_a_model_of_the_same_architecture_once() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_the_invariants_own_parameters_are_shrunk_with_its_events() -> None:
+    """lutomirski-2016's exact-restore failure needs some nonzero base b: the solver's choice
+    (a kernel-half value, once) is shrunk to 1, in the parameters and in the WRGSBASE."""
+    verdict = _check("lutomirski-2016", "selftest-wrbase", "intel", engine="bmc")
+
+    assert Status.VIOLATED == verdict.status
+    assert {"b": 1} == verdict.details["params"]
+    (wrbase,) = [e for e in verdict.trace if isinstance(e, WrBase)]
+    assert 1 == wrbase.value

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fsgs_smt.minimize import shrink, shrink_pair
+from fsgs_smt.minimize import shrink, shrink_pair, shrink_params
 from fsgs_smt.semantics import events as ev
 
 
@@ -90,3 +90,21 @@ def test_shrink_pair_keeps_the_task_events_equal_and_the_difference() -> None:
     assert _other_base(a) != _other_base(b)
     assert len(a) == len(b) == 1
     assert {a[0], b[0]} == {ev.Yield(), ev.Yield(other=(ev.WrBase(seg=ev.Seg.FS, value=1),))}
+
+
+def test_shrink_params_simplifies_each_parameter_while_the_violation_stays() -> None:
+    """Each parameter goes to the simplest value that keeps it broken; the others stay."""
+
+    def broken(values: dict[str, int]) -> bool:
+        return values["b"] >= 0x1000 and values["c"] == 1
+
+    shrunk = shrink_params({"b": 0xFFFF_8000_0000_0000, "c": 1}, broken)
+
+    assert {"b": 0x1000, "c": 1} == shrunk
+
+
+def test_shrink_params_keeps_values_that_are_needed() -> None:
+    """A parameter no simpler value of which breaks the invariant is left as it was."""
+    values = {"sel": 0x6B}
+
+    assert values == shrink_params(values, lambda v: v["sel"] == 0x6B)
