@@ -243,12 +243,16 @@ def prove(
     # Cheap groups first, and back to the first after every drop: each query of a
     # one-variant group takes a fraction of a second, the shared yields' group seconds, so
     # the yields are checked again only once every cheaper group keeps the current set.
+    # A group that dropped candidates is asked again at once: its next counterexample to
+    # induction often drops more (linux-4.6's TLS entries), and the cheap groups are then
+    # checked once with what remains instead of once per drop (4.6 / intel: 19 s -> 17 s).
     groups = sorted(system.groups(), key=len)
     steps: dict[int, tuple[Any, dict[str, Any], dict[str, Any]]] = {}  # built once per group
     ta, _, _ = _copy(system, 0, "ta")
     tb, _, _ = _copy(system, 0, "tb")
     verified: list[frozenset[str]] = [frozenset()] * len(groups)  # what each group kept
-    while (gi := next((g for g, v in enumerate(verified) if v != alive), None)) is not None:
+    gi: int | None = 0 if groups else None
+    while gi is not None:
         names = tuple(n for n, _ in cands if n in alive)
         a, b = _shared(system, names)
         if gi not in steps:
@@ -262,6 +266,7 @@ def prove(
             return dropped
         if not dropped:
             verified[gi] = frozenset(alive)
+            gi = next((g for g, v in enumerate(verified) if v != alive), None)
     names = tuple(n for n, _ in cands if n in alive)
     return _implied(system, inv, cands, names, lemmas, deadline_ms, solver)
 
