@@ -44,6 +44,12 @@ def _numbers(event: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str
                 yield from _numbers(inner, (*path, "other", str(i)))
 
 
+def numbers(event: ev.Event) -> Iterator[int]:
+    """The numbers of *event* that shrinking may simplify (not its CPU): selectors, values,
+    descriptor fields, those of the other task's action in a yield."""
+    return (value for _, value in _numbers(event))
+
+
 def _replace(event: Any, path: tuple[str, ...], new: int) -> Any:
     head = path[0]
     if len(path) == 1:

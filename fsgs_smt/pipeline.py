@@ -15,8 +15,9 @@ Soundness rules enforced here:
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from fsgs_smt.encode.property import Property
 from fsgs_smt.encode.system import System
 from fsgs_smt.engines.backend import Solver, bitwuzla_available
 from fsgs_smt.engines.houdini import Lemmas, houdini, recheck_lemmas
-from fsgs_smt.engines.kind import Deadline, Engine, Search, recheck_certificate
+from fsgs_smt.engines.kind import Deadline, Engine, Known, Search, Witness, recheck_certificate
 from fsgs_smt.engines.portfolio import Racer, can_race, race
 from fsgs_smt.engines.verdict import Status, Verdict
 from fsgs_smt.policy import ast
@@ -83,7 +84,8 @@ def check(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options)
                           strengthen=strengthen)  # fmt: skip
         else:
             engine = Engine(system, prop, deadline, solver=options.solver, strengthen=strengthen)
-            search = engine.run(options.depth, induction=induction)
+            known = _known(policy, inv, model, options)
+            search = engine.run(options.depth, induction=induction, known=known)
         verdict = _conclude(policy, inv, model, options, system, prop, search)
         if proved is not None and verdict.status is Status.BOUNDED:
             verdict = Verdict(
@@ -108,6 +110,55 @@ def _racers(options: Options) -> tuple[Racer, ...]:
 NI_MAX_DEPTH = 2
 _SYSTEMS: dict[tuple[object, ...], System] = {}
 _LEMMAS: dict[tuple[object, ...], tuple[Lemmas, str]] = {}
+# The prefixes (the events before the invariant's own) of the counterexamples found so far
+# in this process, per system: a later invariant's BMC tries them before its satisfiable
+# query (`_known`). Invariants of one policy are often broken by the same few events.
+_PREFIXES: dict[tuple[object, ...], list[tuple[Event, ...]]] = {}
+KNOWN_TRIES = 48  # candidates replayed per depth before the solver is asked
+
+
+def _remember(policy: ast.Policy, model: CpuModel, options: Options, prefix: list[Event]) -> None:
+    pool = _PREFIXES.setdefault(_key(policy, model, options), [])
+    if tuple(prefix) not in pool:
+        pool.append(tuple(prefix))
+
+
+def _known(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options) -> Known | None:
+    """Depth k -> a violation of *inv* made of a remembered prefix of k events and the
+    invariant's own events (its parameters from 0, 1 and the prefix's numbers; no action
+    of the other task in an ``other: any`` yield), confirmed on the simulator; or None.
+    The engine asks only once every shorter depth is unsatisfiable."""
+    from fsgs_smt.encode.property import instantiate  # noqa: PLC0415
+    from fsgs_smt.encode.system import other_actions  # noqa: PLC0415
+    from fsgs_smt.minimize import numbers  # noqa: PLC0415
+
+    pool = _PREFIXES.get(_key(policy, model, options))
+    if not pool:
+        return None
+
+    def candidates(prefix: tuple[Event, ...]) -> Iterator[dict[str, int]]:
+        values = sorted({0, 1} | {v for e in prefix for v in numbers(e)})
+        names = sorted(inv.params)
+        for combo in itertools.product(values, repeat=len(names)):
+            if all(v < 1 << inv.params[n] for n, v in zip(names, combo, strict=True)):
+                yield dict(zip(names, combo, strict=True))
+
+    def find(k: int) -> Witness | None:
+        tries = 0
+        nothing = (len(other_actions()),) * len(inv.events)  # out of range: no action
+        for prefix in (p for p in pool if len(p) == k):
+            for params in candidates(prefix):
+                if tries == KNOWN_TRIES:
+                    return None
+                tries += 1
+                own = inv.kind == "transition"
+                events = [*prefix, *(instantiate(inv.events, params, {}, nothing) if own else [])]
+                holds, _ = evaluate(policy, inv, model, options, events, params, k)
+                if not holds:
+                    return tuple(events), params
+        return None
+
+    return find
 
 
 def _key(policy: ast.Policy, model: CpuModel, options: Options) -> tuple[object, ...]:
@@ -334,8 +385,8 @@ def _conclude(
     engine = options.engine if options.engine in ("kind", "pdr") else "bmc"
     match search.kind:
         case "violated":
-            assert search.model is not None  # noqa: S101
             events, params = _decode(system, prop, search)
+            found = events[: len(events) - _n(inv)]
             ok, why = replay(policy, inv, model, options, events, params, len(events) - _n(inv))
             if ok:
                 ok, why = _readable(events)
@@ -348,9 +399,14 @@ def _conclude(
                     reason=f"counterexample did not replay on the simulator ({why}): "
                     "a bug in fsgs-smt, please report it",
                 )  # fmt: skip
+            for prefix in (found, events[: len(events) - _n(inv)]):  # as found, and shrunk
+                _remember(policy, model, options, prefix)
+            details: dict[str, Any] = {"params": params}
+            if search.witness is not None:
+                details["found"] = "an earlier counterexample's events, replayed"
             return Verdict(
                 status=Status.VIOLATED, depth=search.depth, engine=engine, trace=tuple(events),
-                details={"params": params},
+                details=details,
             )  # fmt: skip
         case "lemma-false":
             return Verdict(
@@ -428,6 +484,9 @@ def _n(inv: Invariant) -> int:
 
 
 def _decode(system: System, prop: Property, search: Search) -> tuple[list[Event], dict[str, int]]:
+    if search.witness is not None:
+        known, values = search.witness
+        return list(known), dict(values)
     assert search.model is not None  # noqa: S101
     events = system.decode(search.model, search.depth)
     params: dict[str, int] = {}

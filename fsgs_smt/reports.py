@@ -92,6 +92,8 @@ def _verdict_json(r: Result, policy: ast.Policy) -> dict[str, Any]:
         doc["reason"] = v.reason
     if "same_as" in v.details:  # decided once, for a model with the same parameters
         doc["same_as"] = v.details["same_as"]
+    if "found" in v.details:  # the shortest depth's events were an earlier counterexample's
+        doc["found"] = v.details["found"]
     if v.certificate:
         doc["certificate"] = v.certificate
     if v.trace:

@@ -26,10 +26,16 @@ import z3
 from fsgs_smt.encode.property import Property
 from fsgs_smt.encode.system import System
 from fsgs_smt.engines.backend import Model, Solver
+from fsgs_smt.semantics.events import Event
 
 SEED = 0
 
 Strengthening = Callable[[dict[str, Any]], Any]
+
+# A known violation of depth k, already confirmed on the simulator by the caller: the
+# events (the invariant's own included) and the invariant's parameters; None if none.
+Witness = tuple[tuple[Event, ...], dict[str, int]]
+Known = Callable[[int], Witness | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,7 @@ class Search:
     model: Model | None = None
     reason: str = ""
     k: int = 0
+    witness: Witness | None = None  # a violation given by `Engine.run`'s *known*, no model
 
 
 class Deadline:
@@ -142,10 +149,18 @@ class Engine:
             return Search("unknown", k, reason=reason)
         return Search("cti", k, solver.model())
 
-    def run(self, max_depth: int, *, induction: bool) -> Search:
-        """Base cases 0..max_depth, with a step case after each when *induction* is on."""
+    def run(self, max_depth: int, *, induction: bool, known: Known | None = None) -> Search:
+        """Base cases 0..max_depth, with a step case after each when *induction* is on.
+
+        *known* (k) may name a violation of depth k that the caller has confirmed on the
+        simulator: it is asked before the depth-k query, once every shorter depth is
+        unsatisfiable, so what it gives is a shortest counterexample too, and the
+        satisfiable query (the expensive one) is spared."""
         last_cti = 0
         for k in range(max_depth + 1):
+            hit = known(k) if known is not None else None
+            if hit is not None:
+                return Search("violated", k, witness=hit)
             base = self.base_case(k)
             if base.kind != "bounded":
                 return base
