@@ -28,6 +28,7 @@ from fsgs_smt.engines.houdini import Lemmas, houdini, recheck_lemmas
 from fsgs_smt.engines.kind import Deadline, Engine, Known, Search, Witness, recheck_certificate
 from fsgs_smt.engines.portfolio import Racer, can_race, race
 from fsgs_smt.engines.verdict import Status, Verdict
+from fsgs_smt.errors import InputError
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.invariants import Invariant
 from fsgs_smt.semantics.cpu import CpuModel
@@ -153,7 +154,10 @@ def _known(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options
                 tries += 1
                 own = inv.kind == "transition"
                 events = [*prefix, *(instantiate(inv.events, params, {}, nothing) if own else [])]
-                holds, _ = evaluate(policy, inv, model, options, events, params, k)
+                try:
+                    holds, _ = evaluate(policy, inv, model, options, events, params, k)
+                except InputError:  # not a run (a parameter out of its event's range)
+                    continue
                 if not holds:
                     return tuple(events), params
         return None
@@ -434,7 +438,6 @@ def _conclude(
 
 def _readable(events: list[Event]) -> tuple[bool, str]:
     """Does the trace survive fsgs-trace/1 (what ``fsgs-smt simulate`` reads) unchanged?"""
-    from fsgs_smt.errors import InputError  # noqa: PLC0415
     from fsgs_smt.traces.fsgs_json import dumps_trace, parse_trace  # noqa: PLC0415
 
     trace = Trace(events=tuple(events))

@@ -69,6 +69,17 @@ def test_remembered_events_that_break_nothing_are_not_a_counterexample() -> None
     assert "found" not in verdict.details
 
 
+def test_a_parameter_that_makes_no_run_is_skipped() -> None:
+    """Q1b's CPU parameter takes the prefix's numbers too: 0x2b is no CPU of a 2-CPU world,
+    so the simulator refuses that candidate (an input error), and the search goes on."""
+    key = pipeline._key(POLICY, INTEL, OPTIONS)
+    pipeline._PREFIXES[key] = [(ev.MovSeg(seg=ev.Seg.GS, selector=0x2B), ev.Interrupt())]
+
+    verdict = _check("Q1b")
+
+    assert (Status.VIOLATED, 2) == (verdict.status, verdict.depth)
+
+
 def test_the_engine_asks_for_a_known_violation_only_after_the_shorter_depths() -> None:
     """`Engine.run` asks *known* for depth k only once depths 0..k-1 were unsatisfiable, and
     a witness it gives is the answer at that depth (no query at k)."""
