@@ -356,7 +356,7 @@ def observe(
     run = simulate(policy, trace, model, settings=options.settings, ncpus=options.ncpus)
     sem = make_semantics(policy, model, bounds_for(trace, options.ncpus), options.settings)
     world = run.worlds[-1] if run.worlds else run.initial
-    return {f: view(sem, world)[f] for f in inv.observe}
+    return {f: view(sem, world, inv.observe)[f] for f in inv.observe}
 
 
 def _vacuous(

@@ -83,7 +83,7 @@ def search(
             check.add_instance(*system.trans_between(s2, n2, p2, op2))
             steps.append((p1, op1, p2, op2))
             s1, s2 = n1, n2
-        v1, v2 = view(system.sem, s1), view(system.sem, s2)
+        v1, v2 = view(system.sem, s1, inv.observe), view(system.sem, s2, inv.observe)
         differ = z3.Or([v1[f] != v2[f] for f in inv.observe])
         answer = check.check(differ, deadline=deadline.left_ms)
         if answer.result == "unknown":
@@ -183,7 +183,7 @@ def explored(
     alive = [n for n, _ in cands]
     for a, b, first, second in explore.pair_walks(system, _FREE_OTHER):
         if observe:
-            view_a, view_b = view(system.conc, a), view(system.conc, b)
+            view_a, view_b = view(system.conc, a, observe), view(system.conc, b, observe)
             if any(view_a[f] != view_b[f] for f in observe):
                 return set(alive), (first, second)
         alive = [n for n in alive if by_name[n](CONCRETE, a, b)]
@@ -323,7 +323,7 @@ def _implied(
     """Do the inductive relational lemmas *names* imply equal observations? (twice)"""
     d = system.d
     a, b = _shared(system, names)
-    view_a, view_b = view(system.sem, a), view(system.sem, b)
+    view_a, view_b = view(system.sem, a, inv.observe), view(system.sem, b, inv.observe)
     differ = z3.Or([view_a[f] != view_b[f] for f in inv.observe])
     by_name = dict(cands)
     for seed in (0, 1):  # the implication, found and then re-checked in a fresh solver

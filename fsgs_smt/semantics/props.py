@@ -19,7 +19,7 @@ The *view* of a world is a flat set of named values about the task under study:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.vocab import INVARIANT_BUILTINS, VIEW_FIELDS
@@ -30,9 +30,14 @@ from fsgs_smt.semantics.state import STATUS_RUNNING, Choice, Store, percpu_base
 from fsgs_smt.semantics.step import Semantics
 
 
-def view(sem: Semantics, world: Mapping[str, V]) -> dict[str, V]:
-    """The named values an invariant may read about *world* (see the module docstring)."""
+def view(sem: Semantics, world: Mapping[str, V], only: Collection[str] = ()) -> dict[str, V]:
+    """The named values an invariant may read about *world* (see the module docstring).
+
+    With *only*, at least those (the descriptor-table lookups behind ``*_table`` and
+    ``*_loadable`` are skipped unless asked for: a concrete exploration asks for the
+    observed registers of thousands of worlds)."""
     d = sem.d
+    tables = not only or any(k.endswith(("_table", "_loadable")) for k in only)
     store = Store(d, world)
     cpu = Choice.one(d, sem.cpus[0])  # the task's CPU (task-relative slots, `state`)
     stopped = world["T.stopped"]
@@ -44,6 +49,8 @@ def view(sem: Semantics, world: Mapping[str, V]) -> dict[str, V]:
         out[s] = d.zext(d.ite(stopped, world[f"T.{s}index"], sel), 16, 64)
         out[f"{s}_base"] = d.ite(stopped, world[f"T.{s}base"], live_base)
         out[f"{s}_desc"] = cpu.read(store, f"{s}_desc")
+        if not tables:
+            continue
         in_limit, desc = x86.lookup(d, store, sem.m.bounds, cpu, sel)
         null = x86.null_sel(d, sel)
         out[f"{s}_table"] = d.ite(d.or_(null, d.not_(in_limit)), d.bv(0, 64), desc)

@@ -199,3 +199,18 @@ def test_an_explored_leak_beyond_the_product_bmc_depth_is_still_violated() -> No
     assert "" == ni.pair_problem(first, second)
     observed = verdict.details["observed"]
     assert observed[0] != observed[1]
+
+
+@pytest.mark.parametrize(
+    "only", [("fs", "fs_base", "gs", "gs_base"), ("gs_table",), ("tls2", "kgs_ok")]
+)
+def test_a_partial_view_has_the_full_views_values(only: tuple[str, ...]) -> None:
+    """`view(..., only)` gives what the full view gives for those fields, on explored
+    worlds concretely and on a symbolic world term for term."""
+    system = _system("linux-4.13", "amd-legacy")
+    for world in list(explore.walks(system, count=5, length=8)):
+        full, part = view(system.conc, world), view(system.conc, world, only)
+        assert {f: full[f] for f in only} == {f: part[f] for f in only}
+    s = system.state(0)
+    full, part = view(system.sem, s), view(system.sem, s, only)
+    assert all(z3.eq(full[f], part[f]) for f in only)
