@@ -247,6 +247,7 @@ class System:
         self._template_params = {n: self.d.var(f"{n}@p", w) for n, w in PARAMS.items()}
         self._template_op = z3.BitVec("op@p", self.op_width)
         self._trans: dict[str, Any] | None = None
+        self._groups: dict[tuple[int, ...], dict[str, Any]] = {}  # `group_successor`'s templates
         self._trans_formula: Any = None
         self._trans_next: dict[str, Any] = {}
         self._initial = self.conc.initial_world()
@@ -310,7 +311,7 @@ class System:
         self, i: int, s: Mapping[str, Any], p: Mapping[str, Any]
     ) -> dict[str, Any]:
         """The world after variant *i* from *s* with parameters *p* (terms)."""
-        return self.sem.step(s, self.variants[i].build(p)).world
+        return self.group_successor((i,), s, p, z3.BitVecVal(i, self.op_width))
 
     def groups(self) -> list[tuple[int, ...]]:
         """The variants, in the groups that a one-step query should take together.
@@ -328,11 +329,22 @@ class System:
     def group_successor(
         self, group: tuple[int, ...], s: Mapping[str, Any], p: Mapping[str, Any], op: Any
     ) -> dict[str, Any]:
-        """The world after whichever variant of *group* *op* names, from *s* with *p*."""
-        if len(group) == 1:
-            return self.variant_successor(group[0], s, p)
-        alternatives = [(op == i, self.variants[i].build(p)) for i in group]
-        return self.sem.step_any(s, alternatives).world
+        """The world after whichever variant of *group* *op* names, from *s* with *p*.
+
+        Built once per group over the template world (running the semantics symbolically
+        is the expensive part; Houdini, its re-check and both copies of the
+        noninterference product ask for the same groups) and instantiated by substitution."""
+        ts, tp, top = self._template_state, self._template_params, self._template_op
+        if group not in self._groups:
+            if len(group) == 1:
+                world = self.sem.step(ts, self.variants[group[0]].build(tp)).world
+            else:
+                alternatives = [(top == i, self.variants[i].build(tp)) for i in group]
+                world = self.sem.step_any(ts, alternatives).world
+            self._groups[group] = world
+        pairs = [(ts[k], s[k]) for k in self.layout] + [(tp[n], p[n]) for n in PARAMS if n in p]
+        pairs.append((top, op))
+        return substitute_many(self._groups[group], pairs)
 
     def group_constraint(self, group: tuple[int, ...], p: Mapping[str, Any], op: Any) -> Any:
         """*op* is a variant of *group* and the parameters are in range for it."""

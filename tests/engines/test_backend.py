@@ -137,3 +137,20 @@ def test_the_first_instance_built_is_of_the_worlds_it_was_asked_for() -> None:
 
     targets = {str(new) for _, new in pairs}
     assert targets == {str(v) for v in (*s.values(), *s1.values(), *p.values(), op)}
+
+
+def test_a_group_successor_is_the_semantics_run_on_those_worlds() -> None:
+    """`System.group_successor` instantiates a template built once per group: for every
+    group, on two different pairs of worlds, it is term for term what running the
+    semantics on those worlds builds."""
+    system = _system()
+    for t in (0, 3):
+        s, p, op = system.state(t), system.params(t), system.op(t)
+        for group in system.groups():
+            got = system.group_successor(group, s, p, op)
+            if len(group) == 1:
+                want = system.sem.step(s, system.variants[group[0]].build(p)).world
+            else:
+                alternatives = [(op == i, system.variants[i].build(p)) for i in group]
+                want = system.sem.step_any(s, alternatives).world
+            assert all(z3.eq(got[k], want[k]) for k in system.layout), group
