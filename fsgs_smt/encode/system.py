@@ -248,6 +248,7 @@ class System:
         self._template_op = z3.BitVec("op@p", self.op_width)
         self._trans: dict[str, Any] | None = None
         self._groups: dict[tuple[int, ...], dict[str, Any]] = {}  # `group_successor`'s templates
+        self._first: dict[tuple[int, ...], tuple[Any, object]] = {}  # `trans_from_initial`'s
         self._trans_formula: Any = None
         self._trans_next: dict[str, Any] = {}
         self._initial = self.conc.initial_world()
@@ -387,8 +388,14 @@ class System:
         initial world's constants substituted in (z3 folds them while substituting), which
         leaves the solver a much smaller first step than an instance over state variables
         equated to those constants (measured: depth-2 counterexamples 1.5-5x faster)."""
-        nxt = self.successor(self.initial(), p, op)
-        return z3.And(self.param_constraint(p, op), *[s1[k] == nxt[k] for k in self.layout])
+        key = tuple(t.get_id() for t in (*s1.values(), *p.values(), op))
+        if key not in self._first:  # every BMC engine asks for the same first step
+            nxt = self.successor(self.initial(), p, op)
+            self._first[key] = (
+                z3.And(self.param_constraint(p, op), *[s1[k] == nxt[k] for k in self.layout]),
+                (s1, p, op),  # keeps the terms alive, so that their ids are not reused
+            )
+        return self._first[key][0]
 
     def trans_between(
         self, s: Mapping[str, Any], s1: Mapping[str, Any], p: Mapping[str, Any], op: Any

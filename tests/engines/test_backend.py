@@ -154,3 +154,24 @@ def test_a_group_successor_is_the_semantics_run_on_those_worlds() -> None:
                 alternatives = [(op == i, system.variants[i].build(p)) for i in group]
                 want = system.sem.step_any(s, alternatives).world
             assert all(z3.eq(got[k], want[k]) for k in system.layout), group
+
+
+def test_the_folded_first_step_is_built_once_per_worlds() -> None:
+    """Every BMC engine asks for the same first step: the same term comes back, and other
+    worlds get their own."""
+    system = _system()
+    first = system.trans_from_initial(system.state(1), system.params(0), system.op(0))
+    again = system.trans_from_initial(system.state(1), system.params(0), system.op(0))
+    other = system.trans_from_initial(system.state(7), system.params(6), system.op(6))
+
+    assert first.eq(again)
+    assert not first.eq(other)
+    assert z3.substitute(
+        first, *[(system.state(1)[k], system.state(7)[k]) for k in system.layout]
+    ).eq(
+        z3.substitute(
+            other,
+            *[(system.params(6)[n], system.params(0)[n]) for n in system.params(0)],
+            (system.op(6), system.op(0)),
+        )
+    )
