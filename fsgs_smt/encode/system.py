@@ -343,7 +343,9 @@ class System:
                 alternatives = [(top == i, self.variants[i].build(tp)) for i in group]
                 world = self.sem.step_any(ts, alternatives).world
             self._groups[group] = world
-        pairs = [(ts[k], s[k]) for k in self.layout] + [(tp[n], p[n]) for n in PARAMS if n in p]
+        # every template variable is replaced (a missing parameter is a KeyError, never a
+        # template variable left free and shared between two instances)
+        pairs = [(ts[k], s[k]) for k in self.layout] + [(tp[n], p[n]) for n in PARAMS]
         pairs.append((top, op))
         return substitute_many(self._groups[group], pairs)
 

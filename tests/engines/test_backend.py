@@ -175,3 +175,14 @@ def test_the_folded_first_step_is_built_once_per_worlds() -> None:
             (system.op(6), system.op(0)),
         )
     )
+
+
+def test_a_group_successor_needs_every_parameter() -> None:
+    """A parameter left out would leave the template's own variable in the instance,
+    shared with every other instance: that is refused."""
+    system = _system()
+    p = dict(system.params(0))
+    del p["val"]
+
+    with pytest.raises(KeyError):
+        system.group_successor(system.groups()[0], system.state(0), p, system.op(0))
