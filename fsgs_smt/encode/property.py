@@ -115,7 +115,9 @@ class Property:
     def param_vars(self, tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The invariant's own parameters, and the other task's (with the choices), at *tag*."""
         d = self.system.d
-        own = {n: d.var(f"p.{n}@{tag}", w) for n, w in self.inv.params.items()}
+        # the width is in the name: invariants checked in one process share the solvers'
+        # translation, and two invariants may give one parameter name different widths
+        own = {n: d.var(f"p.{n}:{w}@{tag}", w) for n, w in self.inv.params.items()}
         other = {n: d.var(f"o.{n}@{tag}", w) for n, w in PARAMS.items()}
         for k in range(any_count(self.inv)):
             other[f"any{k}"] = d.var(f"o.any{k}@{tag}", CHOICE_WIDTH)

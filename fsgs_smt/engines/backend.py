@@ -445,8 +445,11 @@ class _Translator:
             return tm.mk_bv_value(self._sort(ctx, a), int(z3.Z3_get_numeral_string(ctx, a)))
         if kind == z3.Z3_OP_UNINTERPRETED and not args:
             name = z3.Z3_get_symbol_string(ctx, z3.Z3_get_decl_name(ctx, decl))
+            sort = self._sort(ctx, a)
             if name not in self.consts:
-                self.consts[name] = tm.mk_const(self._sort(ctx, a), name)
+                self.consts[name] = tm.mk_const(sort, name)
+            elif self.consts[name].sort() != sort:  # the models are read back by name
+                raise UntranslatableError(f"two constants named {name} of different sorts")
             return self.consts[name]
         if kind in (z3.Z3_OP_AND, z3.Z3_OP_OR) and len(args) < 2:
             if args:

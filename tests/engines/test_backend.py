@@ -118,6 +118,22 @@ def test_a_model_evaluates_terms_as_z3_would(name: str) -> None:
 
 
 @pytest.mark.skipif(not bitwuzla_available(), reason="bitwuzla is not installed")
+def test_two_constants_of_one_name_and_two_widths_are_unknown_not_a_crash() -> None:
+    """The translation to bitwuzla is shared by the process and models are read back by
+    name, so a name given two widths cannot be told apart: the query says so (it used to
+    fail inside bitwuzla with a sort mismatch, an internal error)."""
+    narrow, wide = z3.BitVec("clash@0", 8), z3.BitVec("clash@0", 64)
+    first = Solver("bitwuzla")
+    first.add(narrow == 1)
+    assert "sat" == first.check().result
+    second = Solver("bitwuzla")
+    second.add(wide == 1)
+    answer = second.check()
+    assert "unknown" == answer.result
+    assert "two constants named clash@0 of different sorts" in answer.reason
+
+
+@pytest.mark.skipif(not bitwuzla_available(), reason="bitwuzla is not installed")
 def test_a_configuration_is_its_backend_with_other_options() -> None:
     solver = Solver("bitwuzla/rewrite-1")
     assert ("bitwuzla", "bitwuzla/rewrite-1") == (solver.backend, solver.config)

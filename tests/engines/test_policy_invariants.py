@@ -65,3 +65,29 @@ def test_an_error_in_a_policys_invariant_is_located(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.output.startswith(f"{path}:"), result.output
     assert "gs_bass" in result.output
+
+
+NARROW = """
+invariants:
+  - id: narrow-v
+    statement: "A migration to CPU p.v keeps the GS base (an 8-bit p.v)."
+    source: "a test"
+    params: {v: 8}
+    events:
+      - {op: migrate, cpu: p.v}
+    assume: "!before.stopped"
+    expect: "after.gs_base == before.gs_base"
+"""
+
+
+def test_a_parameter_name_may_have_other_widths_in_other_invariants(tmp_path: Path) -> None:
+    """``p.v`` is 64 bits wide in the shipped selftest-ptrace-write-gsbase and 8 here; both
+    are checked in one process, whose solvers share one translation (this was an internal
+    error: a sort mismatch inside bitwuzla)."""
+    path = _policy(tmp_path, NARROW)
+    result = CliRunner().invoke(
+        app, ["prove", str(path), "-i", "selftest-ptrace-write-gsbase", "-i", "narrow-v",
+              "--cpu", "intel"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert 2 == result.output.count("PROVED"), result.output
