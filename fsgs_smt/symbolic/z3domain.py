@@ -28,16 +28,34 @@ _C = CONCRETE
 _L_TRUE, _L_FALSE = z3.Z3_L_TRUE, z3.Z3_L_FALSE
 
 
+def _raw(checked: Any) -> Any:
+    """The ctypes function behind a z3 C API wrapper, without the error check after each
+    call: for the getters below, which cannot fail on a live term. (The builders call z3's
+    C API through its checked wrappers, which raise on a sort error as z3.py would: z3.py's
+    `If`, `And` and `Or` cost ten times the C call in coercions, and were most of the
+    time of running the semantics symbolically.)"""
+    defaults = getattr(checked, "__defaults__", None) or ()
+    inner = getattr(defaults[-1], "f", None) if defaults else None
+    return inner if inner is not None else checked
+
+
+_IS_EQ_AST = _raw(z3.Z3_is_eq_ast)
+_IS_NUMERAL = _raw(z3.Z3_is_numeral_ast)
+_NUMERAL_STRING = _raw(z3.Z3_get_numeral_string)  # bytes: int() reads them
+_BOOL_VALUE = _raw(z3.Z3_get_bool_value)
+_AST_PAIR = z3.Ast * 2
+
+
 def _bvc(term: Any) -> int | None:
-    if isinstance(term, z3.BitVecNumRef):
-        return int(term.as_long())
-    if isinstance(term, z3.ExprRef) and z3.Z3_is_numeral_ast(term.ctx_ref(), term.as_ast()):
-        return int(z3.Z3_get_numeral_string(term.ctx_ref(), term.as_ast()))
+    if isinstance(term, z3.ExprRef):
+        ctx, ast = term.ctx_ref(), term.as_ast()
+        if _IS_NUMERAL(ctx, ast):
+            return int(_NUMERAL_STRING(ctx, ast))
     return None
 
 
 def _boolc(term: Any) -> bool | None:
-    value = z3.Z3_get_bool_value(term.ctx_ref(), term.as_ast())
+    value = _BOOL_VALUE(term.ctx_ref(), term.as_ast())
     if value == _L_TRUE:
         return True
     if value == _L_FALSE:
@@ -193,7 +211,8 @@ class Z3Domain:
             return b
         if cb is True:
             return a
-        return z3.And(a, b)
+        ctx = a.ctx
+        return z3.BoolRef(z3.Z3_mk_and(ctx.ref(), 2, _AST_PAIR(a.as_ast(), b.as_ast())), ctx)
 
     def or_(self, a: Any, b: Any) -> Any:
         ca, cb = _boolc(a), _boolc(b)
@@ -203,11 +222,14 @@ class Z3Domain:
             return b
         if cb is False:
             return a
-        return z3.Or(a, b)
+        ctx = a.ctx
+        return z3.BoolRef(z3.Z3_mk_or(ctx.ref(), 2, _AST_PAIR(a.as_ast(), b.as_ast())), ctx)
 
     def not_(self, a: Any) -> Any:
         ca = _boolc(a)
-        return self.boolean(not ca) if ca is not None else z3.Not(a)
+        if ca is not None:
+            return self.boolean(not ca)
+        return z3.BoolRef(z3.Z3_mk_not(a.ctx.ref(), a.as_ast()), a.ctx)
 
     def ite(self, cond: Any, a: Any, b: Any) -> Any:
         cc = _boolc(cond)
@@ -215,6 +237,11 @@ class Z3Domain:
             return a
         if cc is False:
             return b
-        if a.eq(b):
+        ctx = a.ctx
+        ref = ctx.ref()
+        if _IS_EQ_AST(ref, a.as_ast(), b.as_ast()):
             return a
-        return z3.If(cond, a, b)
+        # z3's checked call: a condition that is not boolean, or branches of two sorts,
+        # raise there (`Z3Exception`) as they would in `z3.If`
+        kind = z3.BoolRef if isinstance(a, z3.BoolRef) else z3.BitVecRef
+        return kind(z3.Z3_mk_ite(ref, cond.as_ast(), a.as_ast(), b.as_ast()), ctx)
