@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -250,7 +251,7 @@ def _models(cpu: str | None) -> list[str]:
 
 
 def _check_positive(name: str, value: float) -> None:
-    if value <= 0:
+    if not 0 < value < math.inf:  # NaN compares false: refused too
         raise InputError(CLI_SPAN, f"{name} {value}: expected a positive number")
 
 

@@ -31,6 +31,7 @@ and the evidence:
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 import time
 from collections.abc import Callable, Mapping
@@ -211,7 +212,8 @@ class _Reader:
         return node.value
 
     def number(self, node: JNode, what: str, *, positive: bool = False) -> int | float:
-        ok = isinstance(node, JNumber) and (node.value > 0 if positive else node.value >= 0)
+        ok = isinstance(node, JNumber) and math.isfinite(node.value)  # 1e999 reads as inf
+        ok = ok and (node.value > 0 if positive else node.value >= 0)
         if not ok or not isinstance(node, JNumber):
             kind = "a positive" if positive else "a non-negative"
             raise self.error(node, f"{what}: expected {kind} number")

@@ -222,6 +222,18 @@ def test_a_malformed_proofs_file_is_one_located_error(tmp_path: Path, edit, mess
     assert "\n" not in line
 
 
+def test_a_setting_too_large_for_a_float_is_one_located_error(tmp_path: Path) -> None:
+    """``1e999`` is valid JSON, and reads as infinity: not a usable timeout."""
+    doc = json.loads(pr.dumps(_sample()))
+    doc["settings"]["timeout"] = 424242.5
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(doc, indent=2).replace("424242.5", "1e999"))
+    with pytest.raises(InputError) as info:
+        pr.load(path)
+    line = info.value.one_line()
+    assert line.startswith(f"{path}:") and "timeout: expected a positive number" in line, line
+
+
 def test_check_without_recorded_proofs_is_bad_input(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["check", "--proofs", str(tmp_path), "--policy", "linux-5.9"])
     assert result.exit_code == 2
