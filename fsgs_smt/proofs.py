@@ -212,8 +212,10 @@ class _Reader:
         return node.value
 
     def number(self, node: JNode, what: str, *, positive: bool = False) -> int | float:
-        ok = isinstance(node, JNumber) and math.isfinite(node.value)  # 1e999 reads as inf
-        ok = ok and (node.value > 0 if positive else node.value >= 0)
+        ok = (
+            isinstance(node, JNumber) and math.isfinite(node.value)  # 1e999 reads as inf
+            and (node.value > 0 if positive else node.value >= 0)
+        )  # fmt: skip
         if not ok or not isinstance(node, JNumber):
             kind = "a positive" if positive else "a non-negative"
             raise self.error(node, f"{what}: expected {kind} number")
