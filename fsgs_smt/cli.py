@@ -10,6 +10,7 @@ only with ``--debug``.
 from __future__ import annotations
 
 import enum
+import io
 import json
 import math
 import sys
@@ -250,6 +251,26 @@ def _models(cpu: str | None) -> list[str]:
     return [_cpu_model(cpu, None)]
 
 
+def _check_writable(name: str, path: Path | None) -> None:
+    """Refuse an output path that cannot be a file, before any work is done."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise InputError(CLI_SPAN, f"{name} {path}: is a directory: expected a file to write")
+    if not path.parent.is_dir():
+        raise InputError(CLI_SPAN, f"{name} {path}: there is no directory {path.parent}: "
+                         "expected a file in an existing directory")  # fmt: skip
+
+
+def _write(name: str, path: Path, text: str) -> None:
+    """Write an output file; a failure (permissions, a full disk) is one located line."""
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise InputError(CLI_SPAN, f"{name} {path}: cannot write it ({exc.strerror or exc}): "
+                         "expected a writable file") from None  # fmt: skip
+
+
 def _check_positive(name: str, value: float) -> None:
     if not 0 < value < math.inf:  # NaN compares false: refused too
         raise InputError(CLI_SPAN, f"{name} {value}: expected a positive number")
@@ -299,6 +320,7 @@ def prove_cmd(
         _check_positive("--depth", depth)
         _check_positive("--timeout", timeout)
         _check_positive("--jobs", jobs)
+        _check_writable("--output", output)
         pol = load_checked(policy)
         overrides = parse_settings(setting or [], pol)
         own = load_policy_invariants(Path(pol.path))
@@ -314,7 +336,7 @@ def prove_cmd(
             ProveFormat.JUNIT: render_junit,
         }[fmt](pol, results)  # fmt: skip
         if output is not None:
-            output.write_text(text)
+            _write("--output", output, text)
         else:
             print(text, end="" if text.endswith("\n") else "\n")
         return exit_status(results, accept_bounded=accept_bounded)
@@ -349,6 +371,7 @@ def counterexample_cmd(
 
         _check_positive("--depth", depth)
         _check_positive("--timeout", timeout)
+        _check_writable("--output", output)
         pol = load_checked(policy)
         overrides = parse_settings(setting or [], pol)
         (inv,) = select_invariants(
@@ -360,16 +383,22 @@ def counterexample_cmd(
             print(f"{inv.id} on {pol.name}/{model}: {verdict.label} {verdict.reason}".rstrip(),
                   file=sys.stderr)  # fmt: skip
             return ExitCode.UNKNOWN if verdict.label != "PROVED" else ExitCode.OK
-        if fmt is CexFormat.TABLE and output is None:
-            console = Console(width=None if sys.stdout.isatty() else 160)
+        if fmt is CexFormat.TABLE:
+            # to a file: plain text (no colours), as wide as a piped terminal's
+            buffer = io.StringIO() if output is not None else None
+            console = Console(width=None if sys.stdout.isatty() and buffer is None else 160,
+                              file=buffer, no_color=buffer is not None,
+                              highlight=buffer is None)  # fmt: skip
             for renderable in render_counterexample(pol, inv, model, verdict, run, "table"):
                 console.print(renderable)
+            if output is not None and buffer is not None:
+                _write("--output", output, buffer.getvalue())
         else:
             text = render_counterexample(pol, inv, model, verdict, run, fmt.value,
                                          settings=overrides)[0]  # fmt: skip
             assert isinstance(text, str)  # noqa: S101
             if output is not None:
-                output.write_text(text)
+                _write("--output", output, text)
             else:
                 print(text, end="")
         return ExitCode.VIOLATED
@@ -438,7 +467,7 @@ def check_cmd(
             for name in selected:
                 recs = tuple(rec for rec, o in results if o.policy == name)
                 pf = pr.ProofFile(policy=name, settings=settings, records=recs)
-                pr.path_for(proofs, name).write_text(pr.dumps(pf))
+                _write("--proofs", pr.path_for(proofs, name), pr.dumps(pf))
             outcomes = [o for _, o in results]
             print(render_check(outcomes, fmt.value, updated=True), end="")
             return ExitCode.UNKNOWN if any(o.now == "UNKNOWN" for o in outcomes) else ExitCode.OK
@@ -670,6 +699,7 @@ def conform_cmd(
         _check_at_least("--runs", runs, 1)
         _check_at_least("--recheck", recheck, 0)
         _check_at_least("--jobs", jobs, 1)
+        _check_writable("--output", output)
         if not random_count and not litmus:
             raise InputError(CLI_SPAN, "--random 0 and no --litmus: expected traces to run")
         pol = load_checked(policy)
@@ -703,7 +733,8 @@ def conform_cmd(
         first = next(iter(report.disagreeing), None)
         if first is not None:
             trace = first.case.trace
-            output.write_text(dumps_trace(type(trace)(events=trace.events, cpu=model.name)))
+            _write("--output", output,
+                   dumps_trace(type(trace)(events=trace.events, cpu=model.name)))  # fmt: skip
         if fmt is ReplayFormat.JSON:
             doc = render_conform_json(report)
             doc["written"] = str(output) if first is not None else None

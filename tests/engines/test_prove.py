@@ -177,6 +177,11 @@ def test_counterexample_itf_uses_bigints() -> None:
         (["prove", "linux-5.9", "--timeout", "inf"], "--timeout inf: expected a positive number"),
         (["counterexample", "linux-5.9", "Q1a", "--timeout", "inf"],
          "--timeout inf: expected a positive number"),
+        (["prove", "linux-5.9", "--output", "."], "--output .: is a directory"),
+        (["prove", "linux-5.9", "--output", "/nonexistent-fsgs/r.json"],
+         "there is no directory /nonexistent-fsgs: expected a file in an existing directory"),
+        (["counterexample", "linux-5.9", "Q1a", "--output", "/nonexistent-fsgs/t"],
+         "there is no directory /nonexistent-fsgs"),
         (["prove", "linux-5.9", "--engine", "magic"], "Invalid value for '--engine'"),
         (["prove", "linux-5.9", "--cpu", "arm"], "unknown CPU model"),
         (["counterexample", "linux-5.9", "Q9"], "unknown invariant 'Q9'"),
@@ -243,3 +248,27 @@ def test_the_invariants_own_parameters_are_shrunk_with_its_events() -> None:
     assert {"b": 1} == verdict.details["params"]
     (wrbase,) = [e for e in verdict.trace if isinstance(e, WrBase)]
     assert 1 == wrbase.value
+
+
+def test_a_counterexample_table_goes_to_output_as_plain_text(tmp_path: Path) -> None:
+    """--output with the default table format writes the table, without terminal colours
+    (it was an internal error: only the string formats could be written)."""
+    out = tmp_path / "cex.txt"
+    result = RUNNER.invoke(app, ["counterexample", "linux-4.13", "selftest-ptrace-write-gsbase",
+                                 "--cpu", "intel", "--output", str(out)])  # fmt: skip
+    assert 1 == result.exit_code, result.output
+    text = out.read_text()
+    assert "selftest-ptrace-write-gsbase VIOLATED by linux-4.13 on intel" in text
+    assert "ptrace_poke" in text and "broken:" in text
+    assert "\x1b[" not in text
+
+
+@pytest.mark.skipif(not Path("/proc/version").is_file(), reason="needs Linux's /proc")
+def test_an_unwritable_output_is_bad_input() -> None:
+    """A file that refuses writes, even to root (the proof is decided first, then the
+    write fails): one located line and exit 2, not an internal error."""
+    result = RUNNER.invoke(app, ["prove", "linux-5.9", "-i", "selftest-ptrace-write-gsbase",
+                                 "--cpu", "intel", "--output", "/proc/version"])  # fmt: skip
+    assert 2 == result.exit_code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert 1 == len(lines) and "--output /proc/version: cannot write it" in lines[0], lines
