@@ -222,12 +222,13 @@ def prove(
     """Relational Houdini (from *start*'s names if given), then the implication.
 
     Without *start*, the candidates that a concrete exploration of the product falsifies
-    (`explored`) are dropped first. Then each query is a fresh solver over worlds that
-    share the fields the current candidates make equal (`_shared`), and a counterexample
-    to induction drops the candidates it breaks. The search ends when every group has
-    been checked, in a fresh solver, with exactly the surviving set (a group checked
-    before a later drop is checked again), so it is the re-check of the inductive
-    invariant too.
+    (`explored`) are dropped first. Then each query is over worlds that share the fields
+    the current candidates make equal (`_shared`), in a solver made for exactly the
+    current candidates (fresh per query for the shared yields' group; one for all the
+    one-variant groups, each asking under its own assumptions), and a counterexample to
+    induction drops the candidates it breaks. The search ends when every group has been
+    checked, in a solver made for exactly the surviving set (a group checked before a
+    later drop is checked again), so it is the re-check of the inductive invariant too.
     """
     d = system.d
     cands = relational_candidates(system)
@@ -252,6 +253,11 @@ def prove(
     tb, _, _ = _copy(system, 0, "tb")
     verified: list[frozenset[str]] = [frozenset()] * len(groups)  # what each group kept
     gi: int | None = 0 if groups else None
+    # The one-variant groups of one candidate set share a solver (each asks under its own
+    # assumptions): their queries are small, and the lemmas and candidates, asserted once,
+    # were most of each one's time. The solver is new for every candidate set, so a group
+    # checked there is checked with exactly that set, as in a fresh solver of its own.
+    cheap: tuple[frozenset[str], Solver] | None = None
     while gi is not None:
         names = tuple(n for n, _ in cands if n in alive)
         a, b = _shared(system, names)
@@ -259,9 +265,16 @@ def prove(
             steps[gi] = _group_step(system, groups[gi], ta, tb, "")
         cons, na, nb = _substituted(steps[gi], ta, tb, a, b)
         post = {n: by_name[n](d, na, nb) for n in names}
-        check = Solver(solver)
-        check.add(lemmas(a), lemmas(b), cons, *[by_name[n](d, a, b) for n in names])
-        dropped = _drop(check, post, names, alive, deadline_ms)
+        if len(groups[gi]) == 1:
+            if cheap is None or cheap[0] != frozenset(alive):
+                shared = Solver(solver)
+                shared.add(lemmas(a), lemmas(b), *[by_name[n](d, a, b) for n in names])
+                cheap = (frozenset(alive), shared)
+            dropped = _drop(cheap[1], post, names, alive, deadline_ms, cons)
+        else:
+            check = Solver(solver)
+            check.add(lemmas(a), lemmas(b), cons, *[by_name[n](d, a, b) for n in names])
+            dropped = _drop(check, post, names, alive, deadline_ms)
         if isinstance(dropped, NiProof):
             return dropped
         if not dropped:
@@ -286,13 +299,13 @@ def _substituted(
 
 def _drop(
     check: Solver, post: dict[str, Any], live: Sequence[str], alive: set[str],
-    deadline_ms: Callable[[], int],
+    deadline_ms: Callable[[], int], *assumptions: Any,
 ) -> bool | NiProof:  # fmt: skip
-    """One induction check of the *live* candidates: False if the step keeps them all,
-    else True after removing from *alive* those a counterexample falsifies (or an
-    ``unknown`` proof saying why it stopped)."""
+    """One induction check of the *live* candidates (under *assumptions* too): False if
+    the step keeps them all, else True after removing from *alive* those a counterexample
+    falsifies (or an ``unknown`` proof saying why it stopped)."""
     bad = z3.Not(z3.And([post[n] for n in live])) if live else z3.BoolVal(False)
-    answer = check.check(bad, deadline=deadline_ms)
+    answer = check.check(*assumptions, bad, deadline=deadline_ms)
     if answer.result == "unsat":
         return False
     if answer.result == "unknown":

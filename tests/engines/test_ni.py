@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+import pytest
 import z3
 
 from fsgs_smt import proofs as pr
@@ -118,6 +119,38 @@ def test_a_recorded_relational_invariant_is_rechecked_and_a_wrong_hint_dropped()
     assert "" == why
     assert ("proved", set(recorded)) == (again.kind, set(again.lemmas))
     assert ("proved", set(recorded)) == (wrong.kind, set(wrong.lemmas))
+
+
+def test_the_search_from_every_candidate_finds_the_recorded_invariant(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The full relational search (the one-variant groups sharing one solver per candidate
+    set) ends with the recorded relational invariant; some of its drops happen in that
+    shared solver, and the queries after a drop are in a new one."""
+    policy = load_checked("linux-5.9")
+    options = Options(lemma_hints=_recorded())
+    system = system_for(policy, CPU_MODELS["intel"], options)
+    lemmas, _ = lemmas_for(system, Deadline(600), options)
+    (inv,) = select_invariants(None, ["no-cross-task-leak"])
+    names = {n for n, _ in ni.relational_candidates(system)}
+    drops: list[tuple[int, int]] = []  # (id of the solver, how many were dropped)
+    real = ni._drop
+
+    def spy(check, post, live, alive, deadline_ms, *assumptions):  # type: ignore[no-untyped-def]
+        before = len(alive)
+        out = real(check, post, live, alive, deadline_ms, *assumptions)
+        if assumptions:  # a one-variant group: its step constraint is an assumption
+            drops.append((id(check), before - len(alive)))
+        return out
+
+    monkeypatch.setattr(ni, "_drop", spy)
+    proof = ni.prove(system, inv, lemmas.conj, Deadline(600).left_ms)
+
+    assert ("proved", {n for n in _recorded() if n in names}) == (proof.kind, set(proof.lemmas))
+    dropping = [k for k, (_, n) in enumerate(drops) if n]
+    assert dropping, "no one-variant group dropped a candidate: the test lost its point"
+    first = dropping[0]
+    assert drops[first + 1][0] != drops[first][0]  # a new solver for the new set
 
 
 def test_a_model_that_falsifies_no_candidate_is_unknown_not_a_loop() -> None:
