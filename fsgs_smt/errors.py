@@ -27,6 +27,10 @@ class InputError(FsgsError):
         self.message = message
         super().__init__(f"{self.span}: error: {message}")
 
+    def __reduce__(self) -> tuple[type[InputError], tuple[Span, str]]:
+        # raised in a worker process (``prove --jobs``), it comes back pickled
+        return (type(self), (self.span, self.message))
+
     def one_line(self) -> str:
         """The diagnostic as the single line the CLI prints."""
         text = " ".join(self.message.split())
@@ -43,6 +47,8 @@ def describe(value: object) -> str:
         return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
     if isinstance(value, int):
         return hex(value) if value > 9 else str(value)
+    if isinstance(value, float):
+        return repr(value)
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):

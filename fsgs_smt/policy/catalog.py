@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fsgs_smt.errors import InputError
+from fsgs_smt.errors import InputError, describe
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.check import check_policy
 from fsgs_smt.policy.load import load_policy
@@ -45,16 +45,24 @@ def resolve_policy_path(ref: str) -> Path:
         InputError: neither a file nor a shipped policy name.
     """
     path = Path(ref)
-    if path.is_file():
+    if _is_file(path):
         return path
     shipped = POLICIES_DIR / f"{ref}.yaml"
-    if "/" not in ref and shipped.is_file():
+    if "/" not in ref and _is_file(shipped):
         return shipped
     names = ", ".join(p.stem for p in sorted(POLICIES_DIR.glob("*.yaml")))
     raise InputError(
         Span("<command line>", 1, 1),
-        f"unknown policy {ref!r}: expected a policy file or one of {names}",
+        f"unknown policy {describe(ref)}: expected a policy file or one of {names}",
     )
+
+
+def _is_file(path: Path) -> bool:
+    """Whether *path* names a file; False where the system refuses the name (too long)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def load_checked(ref: str) -> ast.Policy:

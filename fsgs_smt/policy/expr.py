@@ -10,14 +10,24 @@ Precedence, lowest first (as in Python, so ``x & 3 == 3`` means ``(x & 3) == 3``
     << >>      + -      *      unary ! ~ -
 
 Statements: ``return EXPR``, ``TARGET := EXPR``, ``NAME(ARGS)``.
+
+Limits, so that no input makes this parser or the passes after it (which recurse over
+the tree) exceed Python's recursion limit: at most `MAX_NESTING` levels of nesting
+(parentheses, unary operators, the middle of ``?:``, call arguments, indexes, ``in [...]``
+items), and at most `MAX_OPERATORS` binary operators, ``?:`` and ``in`` in one expression
+(chains such as ``a + b + c``, ``a => b => c`` or ``c1 ? x : c2 ? y : z`` are parsed by
+loops, but they are as deep as they are long in the tree). Numbers are at most `U64_MAX`.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from fsgs_smt.errors import InputError
+from fsgs_smt.errors import InputError, describe
 from fsgs_smt.policy import ast
 from fsgs_smt.source import Span
 
@@ -31,8 +41,26 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 
+T = TypeVar("T")
+
 _COMPARE = ("==", "!=", "<", "<=", ">", ">=")
+# binary operators from the lowest precedence on; () marks the comparisons (never chained)
+_BINARY: tuple[tuple[str, ...], ...] = (
+    ("||",), ("&&",), (), ("|",), ("^",), ("&",), ("<<", ">>"), ("+", "-"), ("*",),
+)  # fmt: skip
 MAX_NESTING = 24
+MAX_OPERATORS = 200
+U64_MAX = 2**64 - 1
+# more digits than any number up to U64_MAX needs in decimal (20) or hex (16): longer ones
+# are refused before being converted (Python limits int() of long decimal strings)
+_MAX_DIGITS = 24
+_NESTING = (
+    f"expression nested too deeply: expected at most {MAX_NESTING} levels of parentheses, "
+    "unary operators, '?:', calls, indexes and 'in [...]'"
+)
+
+Locate = Callable[[int], Span]
+"""Where the character at an offset of an expression's text is in its file."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,30 +70,55 @@ class _Tok:
     pos: int
 
 
-class _Locator:
-    """Maps an offset in the source string to a Span."""
+class Locator:
+    """Maps an offset in a text that starts at *span* to a Span (columns restart at 1 after
+    each newline, as the text's lines are whole lines of its file)."""
 
     def __init__(self, text: str, span: Span) -> None:
-        self.text = text
         self.span = span
+        self.line_starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
 
     def at(self, pos: int) -> Span:
-        before = self.text[:pos]
-        newlines = before.count("\n")
-        if newlines == 0:
+        """The span of the character at offset *pos*."""
+        line = bisect_right(self.line_starts, pos) - 1
+        if line == 0:
             return self.span.shifted(pos)
-        col = pos - before.rfind("\n")
-        return Span(self.span.file, self.span.line + newlines, col)
+        return Span(self.span.file, self.span.line + line, pos - self.line_starts[line] + 1)
 
 
-def _tokenize(text: str, loc: _Locator) -> list[_Tok]:
+def number_value(text: str, span: Span) -> int:
+    """The value of a number token: decimal digits, or 0x and hex digits; '_' may separate
+    digits.
+
+    Raises:
+        InputError: no digits (``0x_``), or a value above `U64_MAX` (refused before a long
+            decimal is converted).
+    """
+    digits = text.replace("_", "")
+    hexadecimal = digits[:2].lower() == "0x"
+    if hexadecimal:
+        digits = digits[2:]
+    if not digits:
+        raise InputError(
+            span, f"bad number {describe(text)}: expected decimal digits or 0x and hex digits"
+        )
+    significant = digits.lstrip("0")
+    if len(significant) <= _MAX_DIGITS:
+        value = int(digits, 16 if hexadecimal else 10)
+        if value <= U64_MAX:
+            return value
+    shown = text if len(text) <= 40 else f"{text[:20]}... ({len(significant)} digits)"
+    raise InputError(span, f"number out of range: expected at most 2**64-1, got {shown}")
+
+
+def _tokenize(text: str, loc: Locate) -> list[_Tok]:
     toks: list[_Tok] = []
     pos = 0
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None:
             raise InputError(
-                loc.at(pos),
+                loc(pos),
                 f"unexpected character {text[pos]!r} in expression: expected a name, a number "
                 "or an operator",
             )
@@ -78,11 +131,12 @@ def _tokenize(text: str, loc: _Locator) -> list[_Tok]:
 
 
 class _Parser:
-    def __init__(self, text: str, span: Span) -> None:
-        self.loc = _Locator(text, span)
+    def __init__(self, text: str, span: Span, locate: Locate | None = None) -> None:
+        self.loc = locate or Locator(text, span).at
         self.toks = _tokenize(text, self.loc)
         self.i = 0
         self.depth = 0
+        self.operators = 0
 
     # -- token helpers --------------------------------------------------------------------
     @property
@@ -90,7 +144,7 @@ class _Parser:
         return self.toks[self.i]
 
     def span(self, tok: _Tok | None = None) -> Span:
-        return self.loc.at((tok or self.tok).pos)
+        return self.loc((tok or self.tok).pos)
 
     def at_op(self, *ops: str) -> bool:
         return self.tok.kind == "op" and self.tok.text in ops
@@ -113,141 +167,153 @@ class _Parser:
         if self.tok.kind != "end":
             raise self.error("an operator or end of expression")
 
+    def operator(self) -> str:
+        """Take a binary operator, '?' or 'in', counting it against `MAX_OPERATORS`."""
+        self.operators += 1
+        if self.operators > MAX_OPERATORS:
+            raise InputError(
+                self.span(), f"expression too long: expected at most {MAX_OPERATORS} operators"
+            )
+        return self.take().text
+
+    def nested(self, parse: Callable[[], T]) -> T:
+        """*parse* one level deeper, refused beyond `MAX_NESTING` levels."""
+        if self.depth >= MAX_NESTING:
+            raise InputError(self.span(), _NESTING)
+        self.depth += 1
+        result = parse()
+        self.depth -= 1
+        return result
+
     # -- grammar --------------------------------------------------------------------------
     def expr(self) -> ast.Expr:
-        start = self.tok
-        cond = self.implies()
-        if self.at_op("?"):
-            self.take()
-            then = self.expr()
+        # c1 ? a : c2 ? b : z, right-associative: a loop over the conditions
+        branches: list[tuple[_Tok, ast.Expr, ast.Expr]] = []
+        while True:
+            start = self.tok
+            cond = self.implies()
+            if not self.at_op("?"):
+                break
+            self.operator()
+            then = self.nested(self.expr)
             self.expect_op(":")
-            other = self.expr()
-            return ast.Cond(cond, then, other, self.span(start))
-        return cond
+            branches.append((start, cond, then))
+        result = cond
+        for start, c, then in reversed(branches):
+            result = ast.Cond(c, then, result, self.span(start))
+        return result
 
     def implies(self) -> ast.Expr:
-        start = self.tok
-        left = self.or_()
-        if self.at_op("=>"):
-            self.take()
-            return ast.Binary("=>", left, self.implies(), self.span(start))
-        return left
+        # a => b => c, right-associative: a loop over the operands
+        operands = [(self.tok, self.binary())]
+        while self.at_op("=>"):
+            self.operator()
+            operands.append((self.tok, self.binary()))
+        result = operands[-1][1]
+        for start, left in reversed(operands[:-1]):
+            result = ast.Binary("=>", left, result, self.span(start))
+        return result
 
-    def _left_assoc(self, ops: tuple[str, ...], sub: str) -> ast.Expr:
+    def binary(self, level: int = 0) -> ast.Expr:
+        """The binary operators of `_BINARY` from *level* on; each level's chain is a loop."""
+        if level == len(_BINARY):
+            return self.unary()
+        ops = _BINARY[level]
+        if not ops:
+            return self.compare(level + 1)
         start = self.tok
-        left: ast.Expr = getattr(self, sub)()
+        left = self.binary(level + 1)
         while self.at_op(*ops):
-            op = self.take().text
-            right: ast.Expr = getattr(self, sub)()
-            left = ast.Binary(op, left, right, self.span(start))
+            op = self.operator()
+            left = ast.Binary(op, left, self.binary(level + 1), self.span(start))
         return left
 
-    def or_(self) -> ast.Expr:
-        return self._left_assoc(("||",), "and_")
-
-    def and_(self) -> ast.Expr:
-        return self._left_assoc(("&&",), "compare")
-
-    def compare(self) -> ast.Expr:
+    def compare(self, level: int) -> ast.Expr:
         start = self.tok
-        left = self.bitor()
+        left = self.binary(level)
         if self.at_op(*_COMPARE):
-            op = self.take().text
-            right = self.bitor()
+            op = self.operator()
+            right = self.binary(level)
             left = ast.Binary(op, left, right, self.span(start))
             if self.at_op(*_COMPARE):
                 raise self.error("'&&' or '||' between comparisons (chains are not allowed)")
         elif self.tok.kind == "ident" and self.tok.text == "in":
-            self.take()
-            self.expect_op("[")
-            items = [self.expr()]
-            while self.at_op(","):
-                self.take()
-                items.append(self.expr())
-            self.expect_op("]")
-            left = ast.InSet(left, tuple(items), self.span(start))
+            self.operator()
+            items = self.nested(self.in_items)
+            left = ast.InSet(left, items, self.span(start))
         return left
 
-    def bitor(self) -> ast.Expr:
-        return self._left_assoc(("|",), "bitxor")
-
-    def bitxor(self) -> ast.Expr:
-        return self._left_assoc(("^",), "bitand")
-
-    def bitand(self) -> ast.Expr:
-        return self._left_assoc(("&",), "shift")
-
-    def shift(self) -> ast.Expr:
-        return self._left_assoc(("<<", ">>"), "additive")
-
-    def additive(self) -> ast.Expr:
-        return self._left_assoc(("+", "-"), "term")
-
-    def term(self) -> ast.Expr:
-        return self._left_assoc(("*",), "unary")
+    def in_items(self) -> tuple[ast.Expr, ...]:
+        self.expect_op("[")
+        items = [self.expr()]
+        while self.at_op(","):
+            self.take()
+            items.append(self.expr())
+        self.expect_op("]")
+        return tuple(items)
 
     def unary(self) -> ast.Expr:
-        if self.at_op("!", "~", "-"):
-            tok = self.take()
-            return ast.Unary(tok.text, self.unary(), self.span(tok))
-        return self.primary()
+        # ! ~ - prefixes: a loop, each one a level of nesting (a level of the tree)
+        ops: list[_Tok] = []
+        while self.at_op("!", "~", "-"):
+            if self.depth >= MAX_NESTING:
+                raise InputError(self.span(), _NESTING)
+            self.depth += 1
+            ops.append(self.take())
+        result = self.primary()
+        self.depth -= len(ops)
+        for tok in reversed(ops):
+            result = ast.Unary(tok.text, result, self.span(tok))
+        return result
 
     def primary(self) -> ast.Expr:
         tok = self.tok
         if tok.kind == "num":
             self.take()
-            text = tok.text.replace("_", "")
-            try:
-                value = int(text, 16) if text[:2].lower() == "0x" else int(text, 10)
-            except ValueError:
-                raise InputError(
-                    self.span(tok),
-                    f"bad number {tok.text!r}: expected decimal digits or 0x and hex digits",
-                ) from None
-            return ast.Num(value, self.span(tok))
+            return ast.Num(number_value(tok.text, self.span(tok)), self.span(tok))
         if tok.kind == "ident":
             if tok.text in ("true", "false"):
                 self.take()
                 return ast.Bool(tok.text == "true", self.span(tok))
             return self.name_or_call()
         if self.at_op("("):
-            self.depth += 1
-            if self.depth > MAX_NESTING:
-                raise InputError(
-                    self.span(),
-                    f"expression nested too deeply: expected at most {MAX_NESTING} "
-                    "levels of parentheses",
-                )
-            self.take()
-            inner = self.expr()
-            self.expect_op(")")
-            self.depth -= 1
-            return inner
+            return self.nested(self.parenthesized)
         raise self.error("a number, a name, '(' or a unary operator")
+
+    def parenthesized(self) -> ast.Expr:
+        self.expect_op("(")
+        inner = self.expr()
+        self.expect_op(")")
+        return inner
+
+    def call_args(self) -> tuple[ast.Expr, ...]:
+        self.expect_op("(")
+        args: list[ast.Expr] = []
+        if not self.at_op(")"):
+            args.append(self.expr())
+            while self.at_op(","):
+                self.take()
+                args.append(self.expr())
+        self.expect_op(")")
+        return tuple(args)
+
+    def bracketed(self) -> ast.Expr:
+        self.expect_op("[")
+        index = self.expr()
+        self.expect_op("]")
+        return index
 
     def name_or_call(self) -> ast.Expr:
         start = self.take()
         parts = [start.text]
         if self.at_op("("):
-            self.take()
-            args: list[ast.Expr] = []
-            if not self.at_op(")"):
-                args.append(self.expr())
-                while self.at_op(","):
-                    self.take()
-                    args.append(self.expr())
-            self.expect_op(")")
-            return ast.Call(start.text, tuple(args), self.span(start))
+            return ast.Call(start.text, self.nested(self.call_args), self.span(start))
         while self.at_op("."):
             self.take()
             if self.tok.kind != "ident":
                 raise self.error("a field name after '.'")
             parts.append(self.take().text)
-        index = None
-        if self.at_op("["):
-            self.take()
-            index = self.expr()
-            self.expect_op("]")
+        index = self.nested(self.bracketed) if self.at_op("[") else None
         return ast.Name(tuple(parts), self.span(start), index)
 
     def statement(self) -> ast.Stmt:
@@ -279,13 +345,17 @@ class _Parser:
         )
 
 
-def parse_expr(text: str, span: Span) -> ast.Expr:
+def parse_expr(text: str, span: Span, locate: Locate | None = None) -> ast.Expr:
     """Parse *text* (found at *span*) as an expression.
 
+    *locate* maps an offset in *text* to its place in the file, where the text is not the
+    file's characters from *span* on (a quoted YAML scalar's value, escapes decoded).
+
     Raises:
-        InputError: on a syntax error, located at the offending token.
+        InputError: on a syntax error, a number out of range, nesting deeper than
+            `MAX_NESTING` or more than `MAX_OPERATORS` operators, located at the token.
     """
-    parser = _Parser(text, span)
+    parser = _Parser(text, span, locate)
     if parser.tok.kind == "end":
         raise InputError(span, "empty expression: expected an expression")
     result = parser.expr()
@@ -293,13 +363,13 @@ def parse_expr(text: str, span: Span) -> ast.Expr:
     return result
 
 
-def parse_stmt(text: str, span: Span) -> ast.Stmt:
-    """Parse *text* (found at *span*) as a one-line statement.
+def parse_stmt(text: str, span: Span, locate: Locate | None = None) -> ast.Stmt:
+    """Parse *text* (found at *span*) as a one-line statement (*locate* as in `parse_expr`).
 
     Raises:
-        InputError: on a syntax error, located at the offending token.
+        InputError: as `parse_expr`.
     """
-    parser = _Parser(text, span)
+    parser = _Parser(text, span, locate)
     if parser.tok.kind == "end":
         raise InputError(span, "empty statement: expected a statement")
     return parser.statement()

@@ -15,22 +15,28 @@ Three kinds, each with an ``id``, a one-line ``statement`` and the ``source`` it
   the other tasks do (two copies of the world, same events for the task).
 
 ``lemmas: [EXPR]`` (optional) are state invariants offered to k-induction; they are
-proved along with the invariant, never assumed.
+proved along with the invariant, never assumed (no verdict is PROVED unless they are).
+
+Each kind takes only its own keys; lists (and ``params``) are never empty. What depends on
+the world's size (the CPU a ``migrate`` names) is checked by `check_cpus` once it is known.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from fsgs_smt.errors import InputError
+from fsgs_smt.errors import InputError, describe
 from fsgs_smt.policy import ast
 from fsgs_smt.policy import vocab as voc
-from fsgs_smt.policy.load import _read, _scalar_value, _Walker
+from fsgs_smt.policy.check import check_bits
+from fsgs_smt.policy.expr import number_value
+from fsgs_smt.policy.load import _kind, _read, _scalar_value, _Walker
 from fsgs_smt.semantics import events as ev
 from fsgs_smt.source import Span
 
@@ -66,12 +72,21 @@ class Invariant:
     observe: tuple[str, ...] = ()
     lemmas: tuple[ast.Expr, ...] = ()
     text_hash: str = ""
+    cpus: tuple[tuple[int, Span], ...] = ()  # each literal migrate CPU, and where it is written
 
 
 _INV_KEYS = (
     "id", "statement", "source", "always", "params", "events", "assume", "expect",
     "noninterference", "lemmas",
 )  # fmt: skip
+# the keys each kind of invariant takes, by the key that gives its kind
+_KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "always": ("id", "statement", "source", "always", "lemmas"),
+    "events": ("id", "statement", "source", "events", "params", "assume", "expect", "lemmas"),
+    "noninterference": ("id", "statement", "source", "noninterference", "lemmas"),
+}
+# r<i>.RESULT: the result of event i (written without leading zeros)
+_RESULT = re.compile(r"r([0-9]+)")
 _EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "mov_seg": ("seg", "selector"),
     "wrbase": ("seg", "value"),
@@ -105,6 +120,8 @@ _FIELD_WIDTH: dict[str, tuple[int, int, int]] = {
     "base_addr": (32, 0, 2**32 - 1),
     "limit": (32, 0, 2**32 - 1),
 }
+# a number written as a string: decimal or 0x and hex digits ('_' between), maybe negative
+_NUMBER = re.compile(r"-?(?:0[xX][0-9a-fA-F_]+|[0-9][0-9_]*)")
 _ENUMS: dict[str, Any] = {
     "seg": ev.Seg, "code": ev.ArchCode, "field": ev.PtraceField, "via": ev.ObserveVia,
     "abi": ev.Abi,
@@ -115,6 +132,7 @@ class _InvWalker(_Walker):
     def __init__(self, file: str, text: str = "") -> None:
         super().__init__(file, text)
         self.declared: dict[str, int] = {}
+        self.cpus: list[tuple[int, Span]] = []  # the literal migrate CPUs of the invariant
 
     def number(self, node: yaml.Node, what: str) -> object:
         """A number in range for field *what*, or a declared parameter of the field's width."""
@@ -131,7 +149,9 @@ class _InvWalker(_Walker):
         assert isinstance(value, int)  # noqa: S101
         if not low <= value <= high:
             raise self.error(
-                node, f"{what} out of range: expected an integer in {low}..{high:#x}, got {value}"
+                node,
+                f"{what} out of range: expected an integer in {low}..{high:#x}, "
+                f"got {'-' + describe(-value) if value < 0 else describe(value)}",
             )
         return value
 
@@ -151,11 +171,10 @@ class _InvWalker(_Walker):
                             f"in params ({', '.join(self.declared) or 'none'})",
                         )
                     return ParamRef(name)
-                try:
-                    return int(text, 16) if text.lower().startswith("0x") else int(text)
-                except ValueError:
-                    pass
-        raise self.error(node, f"{what}: expected a number or p.NAME, got {_describe(node)}")
+                if _NUMBER.fullmatch(text):
+                    sign = -1 if text.startswith("-") else 1
+                    return sign * number_value(text.lstrip("-"), self.span(node))
+        raise self.error(node, f"{what}: expected a number or p.NAME, got {_kind(node)}")
 
     def event(self, node: yaml.Node, *, nested: bool = False) -> ev.Event:
         items = self.mapping(node, "event")
@@ -206,6 +225,8 @@ class _InvWalker(_Walker):
                 desc[key] = self.number(value_node, key)
             else:
                 kwargs[key] = self.number(value_node, key)
+                if key == "cpu" and isinstance(kwargs[key], int):
+                    self.cpus.append((kwargs[key], self.span(value_node)))
         cls = ev.OPS[op]
         if op in ("modify_ldt", "set_thread_area"):
             kwargs["desc"] = ev.UserDesc(**desc)
@@ -220,12 +241,6 @@ class _InvWalker(_Walker):
 def is_any_other(event: ev.Event) -> bool:
     """A ``yield`` whose other task may do any one thing (``other: any``)."""
     return isinstance(event, ev.Yield) and any(isinstance(o, AnyOther) for o in event.other)
-
-
-def _describe(node: yaml.Node) -> str:
-    if isinstance(node, yaml.ScalarNode):
-        return repr(node.value)
-    return "a mapping" if isinstance(node, yaml.MappingNode) else "a list"
 
 
 class _InvChecker:
@@ -246,8 +261,16 @@ class _InvChecker:
                 return voc.VIEW_FIELDS[parts[1]]
             if parts[0] == "p" and len(parts) == 2 and parts[1] in self.params:
                 return voc.U64
-            if len(parts) == 2 and parts[0].startswith("r") and parts[0][1:].isdigit():
-                i = int(parts[0][1:])
+            number = _RESULT.fullmatch(parts[0])
+            if len(parts) == 2 and number:
+                digits = number.group(1)
+                if len(digits) > 1 and digits.startswith("0"):
+                    raise InputError(
+                        e.span,
+                        f"{text!r}: expected r{digits.lstrip('0') or '0'}.{parts[1]} (an event "
+                        "number without leading zeros)",
+                    )
+                i = int(digits) if len(digits) <= 6 else len(self.events)
                 if i >= len(self.events):
                     raise InputError(e.span, f"{text!r}: there are only {len(self.events)} events")
                 names = dict(voc.RESULT_NAMES[ev.op_name(self.events[i])])
@@ -317,6 +340,8 @@ class _InvChecker:
                     raise InputError(span, f"{func}() takes {arity} arguments, got {len(args)}")
                 for arg in args:
                     self.expect(arg, voc.U64, f"argument of {func}()")
+                if func == "bits":  # literal bounds, as in policies
+                    check_bits(e)
                 returns = voc.BUILTINS[func].returns
                 assert returns is not None  # noqa: S101
                 return returns
@@ -361,7 +386,10 @@ def load_policy_invariants(path: Path) -> list[Invariant]:
 def _invariants(w: _InvWalker, text: str, seq: yaml.Node) -> list[Invariant]:
     out: list[Invariant] = []
     seen: dict[str, Span] = {}
-    for item in w.sequence(seq, "invariants"):
+    items = w.sequence(seq, "invariants")
+    if not items:
+        raise w.error(seq, "invariants: expected at least one invariant")
+    for item in items:
         keys = w.mapping(item, "invariant", _INV_KEYS)
         inv_id = w.identifier_or_dashed(w.require(keys, "id", item, "invariant"), "id")
         span = w.span(item)
@@ -382,9 +410,22 @@ def _invariants(w: _InvWalker, text: str, seq: yaml.Node) -> list[Invariant]:
                 f"invariant {inv_id}: expected exactly one of always, events, "
                 f"noninterference, got {len(kinds)}",
             )
+        for key, (key_node, _) in keys.items():
+            if key not in _KIND_KEYS[kinds[0]]:
+                raise w.error(
+                    key_node,
+                    f"key {key!r} does not apply to an invariant with {kinds[0]!r}: expected "
+                    f"one of {', '.join(_KIND_KEYS[kinds[0]])}",
+                )
         w.declared = {}
+        w.cpus = []
         if "params" in keys:
-            for pname, (pkey, pnode) in w.mapping(keys["params"][1], "params").items():
+            declared = w.mapping(keys["params"][1], "params")
+            if not declared:
+                raise w.error(
+                    keys["params"][1], "params: expected at least one parameter (or no params)"
+                )
+            for pname, (pkey, pnode) in declared.items():
                 w.identifier(pkey, "parameter name")
                 width = w.scalar(pnode, f"width of p.{pname}", int, "a width 1..64")
                 if not 1 <= width <= 64:
@@ -392,7 +433,10 @@ def _invariants(w: _InvWalker, text: str, seq: yaml.Node) -> list[Invariant]:
                 w.declared[pname] = width
         lemmas: list[ast.Expr] = []
         state_checker = _InvChecker("state", {}, ())
-        for lnode in w.sequence(keys["lemmas"][1], "lemmas") if "lemmas" in keys else []:
+        lemma_nodes = w.sequence(keys["lemmas"][1], "lemmas") if "lemmas" in keys else []
+        if "lemmas" in keys and not lemma_nodes:
+            raise w.error(keys["lemmas"][1], "lemmas: expected at least one lemma (or no lemmas)")
+        for lnode in lemma_nodes:
             lemma = w.expr(lnode, "lemma")
             state_checker.expect(lemma, voc.BOOL, "lemma")
             lemmas.append(lemma)
@@ -403,14 +447,21 @@ def _invariants(w: _InvWalker, text: str, seq: yaml.Node) -> list[Invariant]:
                                  lemmas=tuple(lemmas), text_hash=digest))  # fmt: skip
             continue
         if kinds == ["noninterference"]:
-            fields = tuple(
-                w.string(n, "noninterference field")
-                for n in w.sequence(keys["noninterference"][1], "noninterference")
-            )
-            for fnode, fname in zip(keys["noninterference"][1].value, fields, strict=True):
+            field_nodes = w.sequence(keys["noninterference"][1], "noninterference")
+            if not field_nodes:
+                raise w.error(
+                    keys["noninterference"][1],
+                    "noninterference: expected at least one field of the view to compare",
+                )
+            fields = tuple(w.string(n, "noninterference field") for n in field_nodes)
+            for i, (fnode, fname) in enumerate(zip(field_nodes, fields, strict=True)):
                 if fname not in voc.VIEW_FIELDS:
                     raise w.error(fnode, f"unknown field {fname!r}: expected one of "
                                          f"{', '.join(voc.VIEW_FIELDS)}")  # fmt: skip
+                if fname in fields[:i]:
+                    raise w.error(
+                        fnode, f"noninterference: duplicate field {fname!r}: expected each once"
+                    )
             out.append(
                 Invariant(
                     inv_id, statement, source, "noninterference", span, observe=fields,
@@ -431,5 +482,20 @@ def _invariants(w: _InvWalker, text: str, seq: yaml.Node) -> list[Invariant]:
         checker.expect(expect, voc.BOOL, "expect")
         out.append(Invariant(inv_id, statement, source, "transition", span, params=dict(w.declared),
                              events=events, assume=assume, expect=expect, lemmas=tuple(lemmas),
-                             text_hash=digest))  # fmt: skip
+                             text_hash=digest, cpus=tuple(w.cpus)))  # fmt: skip
     return out
+
+
+def check_cpus(inv: Invariant, ncpus: int) -> None:
+    """Refuse an invariant whose events migrate to a CPU that a world of *ncpus* CPUs does
+    not have (a ``p.NAME`` CPU ranges over the world's CPUs: `encode.property`).
+
+    Raises:
+        InputError: at the first such CPU number.
+    """
+    for cpu, span in inv.cpus:
+        if cpu >= ncpus:
+            raise InputError(
+                span, f"migrate to CPU {cpu}: expected a CPU number in 0..{ncpus - 1} (the "
+                f"world has {ncpus} CPUs)",
+            )  # fmt: skip

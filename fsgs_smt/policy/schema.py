@@ -98,7 +98,7 @@ def _setting_schema(value: Schema, what: str) -> Schema:
 def _setting_value(typ: str) -> Schema:
     if typ == BOOL:
         return {"type": "boolean"}
-    return {"type": "integer", "minimum": 0}
+    return {"type": "integer", "minimum": 0, "maximum": _U64_MAX}
 
 
 def _defs() -> Schema:
@@ -225,7 +225,12 @@ def _defs() -> Schema:
             "additionalProperties": False,
         },
         "setting": _setting_schema(
-            {"anyOf": [{"type": "boolean"}, {"type": "integer", "minimum": 0}]},
+            {
+                "anyOf": [
+                    {"type": "boolean"},
+                    {"type": "integer", "minimum": 0, "maximum": _U64_MAX},
+                ]
+            },
             "a boolean or a non-negative integer",
         ),
     }
