@@ -14,6 +14,7 @@ import io
 import json
 import math
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -22,15 +23,17 @@ import typer
 from rich.console import Console
 
 from fsgs_smt.engines.backend import UnavailableSolverError
-from fsgs_smt.errors import FsgsError, InputError
+from fsgs_smt.errors import FsgsError, InputError, describe
 from fsgs_smt.native.run import CannotReplayError
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.catalog import DEFAULT_POLICY, load_checked, shipped_policies
+from fsgs_smt.policy.expr import U64_MAX
 from fsgs_smt.policy.invariants import load_policy_invariants
 from fsgs_smt.semantics.cpu import CPU_MODEL_NAMES, CPU_MODELS, DEFAULT_CPU
 from fsgs_smt.sim import simulate
 from fsgs_smt.source import Span
 from fsgs_smt.traces.fsgs_json import load_trace, trace_to_json
+from fsgs_smt.traces.jsonpos import decode_utf8
 from fsgs_smt.traces.render import trace_table
 
 T = TypeVar("T")
@@ -141,20 +144,25 @@ def parse_settings(items: list[str], policy: ast.Policy) -> dict[str, bool | int
                 value = int(text, 0)
             except ValueError:
                 raise InputError(
-                    CLI_SPAN, f"--set {name}: expected an integer, got {text!r}"
+                    CLI_SPAN, f"--set {name}: expected an integer, got {describe(text)}"
                 ) from None
-            if value < 0:
-                raise InputError(CLI_SPAN, f"--set {name}: expected >= 0, got {text!r}")
+            if not 0 <= value <= U64_MAX:
+                raise InputError(
+                    CLI_SPAN,
+                    f"--set {name}: expected an integer in 0..2**64-1, got {describe(text)}",
+                )
             out[name] = value
     return out
 
 
-def _cpu_model(name: str | None, fallback: str | None) -> str:
-    chosen = name or fallback or DEFAULT_CPU
+def _cpu_model(name: str | None, fallback: str | None, *, all_too: bool = False) -> str:
+    """The CPU model --cpu *name* names (else *fallback*, else the default); *all_too*: the
+    command also accepts ``all`` (said in the message, handled by the caller)."""
+    chosen = name if name is not None else fallback or DEFAULT_CPU
     if chosen not in CPU_MODELS:
+        names = ", ".join((*CPU_MODEL_NAMES, "all") if all_too else CPU_MODEL_NAMES)
         raise InputError(
-            CLI_SPAN,
-            f"--cpu {chosen}: unknown CPU model: expected one of {', '.join(CPU_MODEL_NAMES)}",
+            CLI_SPAN, f"--cpu {describe(chosen)}: unknown CPU model: expected one of {names}"
         )
     return chosen
 
@@ -248,7 +256,7 @@ class CheckFormat(enum.Enum):
 def _models(cpu: str | None) -> list[str]:
     if cpu in (None, "all"):
         return list(CPU_MODEL_NAMES)
-    return [_cpu_model(cpu, None)]
+    return [_cpu_model(cpu, None, all_too=True)]
 
 
 def _check_writable(name: str, path: Path | None) -> None:
@@ -276,6 +284,63 @@ def _check_positive(name: str, value: float) -> None:
         raise InputError(CLI_SPAN, f"{name} {value}: expected a positive number")
 
 
+def _check_timeout(value: float) -> None:
+    """A time budget the solvers and process waits can take (`pipeline.MAX_TIMEOUT`, which
+    the options' help texts say)."""
+    from fsgs_smt.pipeline import MAX_TIMEOUT  # noqa: PLC0415
+
+    if not 0 < value <= MAX_TIMEOUT:  # NaN compares false: refused too
+        raise InputError(CLI_SPAN, f"--timeout {value}: expected a number in "
+                         f"(0, {MAX_TIMEOUT:.0f}] (seconds)")  # fmt: skip
+
+
+def _check_readable(name: str, path: Path | None, what: str) -> None:
+    """Refuse an input file that cannot be read as text, located in the file, before any work
+    (the reader after this one names the file by its kind)."""
+    if path is None:
+        return
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(Span(str(path), 1, 1), f"cannot read {what} ({name}): "
+                         f"{exc.strerror or exc}: expected a readable file") from None  # fmt: skip
+    decode_utf8(data, str(path), what)
+
+
+def _make_dir(name: str, path: Path) -> None:
+    """Make the directory *path* (and its parents) unless it exists; one located line if
+    it cannot be one."""
+    if path.exists() and not path.is_dir():
+        raise InputError(CLI_SPAN, f"{name} {path}: is not a directory: expected a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise InputError(CLI_SPAN, f"{name} {path}: cannot create it ({why}): expected a "
+                         "directory that can be made") from None  # fmt: skip
+
+
+def _keep_dir(name: str, text: str | None) -> Path | None:
+    """The directory a generated program is kept in: an existing, writable directory."""
+    if text is None:
+        return None
+    if not text:
+        raise InputError(CLI_SPAN, f"{name} '': expected a directory")
+    path = Path(text)
+    if not path.is_dir():
+        what = "is not a directory" if path.exists() else "there is no such directory"
+        raise InputError(CLI_SPAN, f"{name} {text}: {what}: expected an existing directory "
+                         "to write the C program in")  # fmt: skip
+    try:  # root may write anywhere, but not in /proc: try it
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise InputError(CLI_SPAN, f"{name} {text}: cannot write in it ({why}): "
+                         "expected a writable directory") from None  # fmt: skip
+    return path
+
+
 @app.command("prove")
 def prove_cmd(
     policy: Annotated[
@@ -292,7 +357,9 @@ def prove_cmd(
         EngineChoice,
         typer.Option(help="auto: lemmas + BMC; bmc; kind: k-induction; pdr: Spacer + BMC."),
     ] = EngineChoice.AUTO,
-    timeout: Annotated[float, typer.Option(help="Seconds per invariant and CPU model.")] = 600.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds per invariant and CPU model (at most 1000000).")
+    ] = 600.0,
     jobs: Annotated[int, typer.Option(help="CPU models checked in parallel.")] = 1,
     fmt: Annotated[ProveFormat, typer.Option("--format", help="text, json or junit.")] = (
         ProveFormat.TEXT
@@ -318,11 +385,12 @@ def prove_cmd(
         from fsgs_smt.reports import exit_status, render_json, render_junit, render_text  # noqa: PLC0415
 
         _check_positive("--depth", depth)
-        _check_positive("--timeout", timeout)
+        _check_timeout(timeout)
         _check_positive("--jobs", jobs)
         _check_writable("--output", output)
         pol = load_checked(policy)
         overrides = parse_settings(setting or [], pol)
+        _check_readable("--invariants", invariants_file, "invariants file")
         own = load_policy_invariants(Path(pol.path))
         invs = select_invariants(invariants_file, invariant or [], own)
         request = ProveRequest(
@@ -330,7 +398,12 @@ def prove_cmd(
             timeout=timeout, settings=overrides, jobs=jobs, solver=solver.value,
         )  # fmt: skip
         progress = Console(stderr=True) if sys.stderr.isatty() else None
-        results = run_prove(request, progress=progress.print if progress else None)
+
+        def tick(line: str) -> None:
+            if progress is not None:  # "[intel] Q1a ...": not rich markup
+                progress.print(line, markup=False, highlight=False)
+
+        results = run_prove(request, progress=tick)
         text = {
             ProveFormat.TEXT: render_text, ProveFormat.JSON: render_json,
             ProveFormat.JUNIT: render_junit,
@@ -350,7 +423,7 @@ def counterexample_cmd(
     invariant: Annotated[str, typer.Argument(help="The invariant id.")],
     cpu: Annotated[str | None, typer.Option(help="intel, amd-legacy or amd-zen3.")] = None,
     depth: Annotated[int, typer.Option(help="Search up to this many events.")] = 8,
-    timeout: Annotated[float, typer.Option(help="Seconds.")] = 600.0,
+    timeout: Annotated[float, typer.Option(help="Seconds (at most 1000000).")] = 600.0,
     fmt: Annotated[
         CexFormat,
         typer.Option("--format", help="table, json, itf or c (a standalone C reproducer)."),
@@ -370,10 +443,11 @@ def counterexample_cmd(
         from fsgs_smt.reports import render_counterexample  # noqa: PLC0415
 
         _check_positive("--depth", depth)
-        _check_positive("--timeout", timeout)
+        _check_timeout(timeout)
         _check_writable("--output", output)
         pol = load_checked(policy)
         overrides = parse_settings(setting or [], pol)
+        _check_readable("--invariants", invariants_file, "invariants file")
         (inv,) = select_invariants(
             invariants_file, [invariant], load_policy_invariants(Path(pol.path))
         )
@@ -428,7 +502,9 @@ def check_cmd(
         SolverChoice.AUTO
     ),
     depth: Annotated[int, typer.Option(help="With --update: BMC depth.")] = 4,
-    timeout: Annotated[float, typer.Option(help="With --update: seconds per cell.")] = 300.0,
+    timeout: Annotated[
+        float, typer.Option(help="With --update: seconds per cell (at most 1000000).")
+    ] = 300.0,
     fmt: Annotated[CheckFormat, typer.Option("--format", help="text or json.")] = (
         CheckFormat.TEXT
     ),
@@ -442,7 +518,9 @@ def check_cmd(
 
         _check_positive("--jobs", jobs)
         _check_positive("--depth", depth)
-        _check_positive("--timeout", timeout)
+        _check_timeout(timeout)
+        if update:  # the directory to rewrite, made before the minutes of deciding
+            _make_dir("--proofs", proofs)
         names = pr.shipped_policy_names()
         for name in policy or []:
             if name not in names:
@@ -457,13 +535,12 @@ def check_cmd(
             if progress is not None:
                 mark = "ok " if o.agree or update else "DIFF"
                 progress.print(f"{mark} {o.policy} {o.invariant} [{o.cpu}] {o.now} "
-                               f"{o.seconds:.1f}s", highlight=False)  # fmt: skip
+                               f"{o.seconds:.1f}s", markup=False, highlight=False)  # fmt: skip
 
         if update:
             settings = pr.Settings(depth=depth, timeout=timeout)
             results = pr.decide_matrix(selected, invs, cpus, settings, solver=solver.value,
                                        jobs=jobs, progress=tick)  # fmt: skip
-            proofs.mkdir(parents=True, exist_ok=True)
             for name in selected:
                 recs = tuple(rec for rec, o in results if o.policy == name)
                 pf = pr.ProofFile(policy=name, settings=settings, records=recs)
@@ -477,7 +554,7 @@ def check_cmd(
             if not path.exists():
                 raise InputError(Span(str(path), 1, 1), f"no recorded proofs for {name}: "
                                  "expected the file (create it with fsgs-smt check --update)")
-            recorded[name] = pr.load(path)
+            recorded[name] = pr.load(path, name)
         settings = next(iter(recorded.values())).settings
         results = pr.decide_matrix(selected, invs, cpus, settings, solver=solver.value,
                                    jobs=jobs, recorded=recorded, full=full, progress=tick)
@@ -609,7 +686,8 @@ def replay_cmd(
     ] = None,
     runs: Annotated[int, typer.Option(help="How many times the program runs.")] = 5,
     keep_c: Annotated[
-        Path | None, typer.Option("--keep-c", help="Keep the generated C program in DIR.")
+        str | None,
+        typer.Option("--keep-c", help="Keep the generated C program in DIR (an existing one)."),
     ] = None,
     fmt: Annotated[ReplayFormat, typer.Option("--format", help="text or json.")] = (
         ReplayFormat.TEXT
@@ -627,6 +705,7 @@ def replay_cmd(
         from fsgs_smt.native.run import replay  # noqa: PLC0415
 
         _check_positive("--runs", runs)
+        keep = _keep_dir("--keep-c", keep_c)
         pol = load_checked(policy)
         loaded = load_trace(trace)
         if cpu is not None:
@@ -634,7 +713,7 @@ def replay_cmd(
         info = probe()
         model = CPU_MODELS[_cpu_model(cpu, info.cpu_model)]
         report = replay(
-            loaded.trace, pol, model, name=str(trace), runs=runs, keep_c=keep_c, info=info,
+            loaded.trace, pol, model, name=str(trace), runs=runs, keep_c=keep, info=info,
             spans=loaded.spans,
         )  # fmt: skip
         if fmt is ReplayFormat.JSON:
@@ -720,7 +799,7 @@ def conform_cmd(
             if progress is not None:
                 mark = "skip" if result.skipped else ("ok" if result.agrees else "DISAGREES")
                 progress.print(f"[{done[0]}/{len(cases)}] {result.case.name} {mark}",
-                               highlight=False)  # fmt: skip
+                               markup=False, highlight=False)  # fmt: skip
 
         report = conform(
             cases, pol, model, runs=runs, recheck=recheck, seed=seed, depth=depth, info=info,

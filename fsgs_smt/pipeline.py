@@ -10,6 +10,8 @@ Soundness rules enforced here:
   the replay does not show the violation the verdict is UNKNOWN, naming the mismatch;
 * a PROVED verdict carries a k-induction certificate that was checked again, base and
   step, in fresh solvers;
+* an invariant's own ``lemmas`` are claims, never assumptions: PROVED needs them proved as
+  well (implied by the inductive invariant that proves it, or k-inductive along with it);
 * anything else (timeouts, ``unknown``, a false lemma, no induction) is BOUNDED or UNKNOWN.
 """
 
@@ -23,19 +25,23 @@ from typing import Any
 
 from fsgs_smt.encode.property import Property
 from fsgs_smt.encode.system import System
-from fsgs_smt.engines.backend import Solver, bitwuzla_available
+from fsgs_smt.engines.backend import Answer, Solver, bitwuzla_available
 from fsgs_smt.engines.houdini import Lemmas, houdini, recheck_lemmas
 from fsgs_smt.engines.kind import Deadline, Engine, Known, Search, Witness, recheck_certificate
 from fsgs_smt.engines.portfolio import Racer, can_race, race
 from fsgs_smt.engines.verdict import Status, Verdict
 from fsgs_smt.errors import InputError
 from fsgs_smt.policy import ast
-from fsgs_smt.policy.invariants import Invariant
+from fsgs_smt.policy.invariants import Invariant, check_cpus
 from fsgs_smt.semantics.cpu import CpuModel
 from fsgs_smt.semantics.events import Event, Trace
 from fsgs_smt.semantics.props import Evaluator, result_names, view
 from fsgs_smt.semantics.state import Bounds
 from fsgs_smt.sim import bounds_for, make_semantics, simulate
+
+MAX_TIMEOUT = 1_000_000.0
+"""The largest time budget in seconds (about 11.6 days) that fsgs-smt accepts: the
+solvers take their budgets in milliseconds in 32 bits (z3 unsigned, ``poll`` signed)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,7 +60,12 @@ class Options:
 
 
 def check(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options) -> Verdict:
-    """Decide *inv* for *policy* on *model*; every answer is re-checked before it is returned."""
+    """Decide *inv* for *policy* on *model*; every answer is re-checked before it is returned.
+
+    Raises:
+        InputError: *inv* migrates to a CPU that the world of *options* does not have.
+    """
+    check_cpus(inv, options.ncpus)
     start = time.monotonic()
     system = system_for(policy, model, options)
     if inv.kind == "noninterference":
@@ -205,34 +216,34 @@ def lemmas_for(system: System, deadline: Deadline, options: Options) -> tuple[Le
 def _prove_by_lemmas(
     system: System, prop: Property, deadline: Deadline, options: Options
 ) -> Verdict:
-    """PROVED if the inductive lemmas imply the invariant (checked twice); else why not."""
-    import z3  # noqa: PLC0415 - engines own the solver; this stage only composes queries
-
+    """PROVED if the inductive lemmas imply the invariant and its own lemmas (checked
+    twice); else why not."""
     lemmas, why = lemmas_for(system, deadline, options)
     if why:
         return Verdict(status=Status.UNKNOWN, depth=0, engine="houdini", reason=why)
     s = system.state(0)
-    goals = [prop.holds(s, "0")]
+    # the invariant's own lemmas are claims proved along with it, never assumed: the
+    # generated inductive lemmas must imply each of them too (else BMC checks them)
+    own = _own_lemmas(prop, lemmas.conj(s), s, deadline, options)
+    if own.result != "unsat":
+        status = Status.BOUNDED if own.result == "sat" else Status.UNKNOWN
+        return Verdict(status=status, depth=0, engine="houdini", reason=own.reason)
     if prop.inv.kind == "transition":
         vacuous = _vacuous(system, prop, lemmas, deadline, options)
         if vacuous is not None:  # VACUOUS, or UNKNOWN when that could not be decided
             return vacuous
-    for attempt in ("search", "re-check"):
-        for goal in goals:
-            solver = Solver(options.solver, seed=0 if attempt == "search" else 1)
-            solver.add(lemmas.conj(s))
-            answer = solver.check(z3.Not(goal), deadline=deadline.left_ms)
-            if answer.result == "sat":
-                return Verdict(
-                    status=Status.BOUNDED, depth=0, engine="houdini",
-                    reason="not implied by the inductive lemmas (a counterexample to induction "
-                    "exists; no real one within the depth)",
-                )  # fmt: skip
-            if answer.result == "unknown":
-                return Verdict(
-                    status=Status.UNKNOWN, depth=0, engine="houdini",
-                    reason=f"lemma implication: {answer.reason}",
-                )  # fmt: skip
+    answer = _implied(lemmas.conj(s), prop.holds(s, "0"), deadline, options)
+    if answer.result == "sat":
+        return Verdict(
+            status=Status.BOUNDED, depth=0, engine="houdini",
+            reason="not implied by the inductive lemmas (a counterexample to induction "
+            "exists; no real one within the depth)",
+        )  # fmt: skip
+    if answer.result == "unknown":
+        return Verdict(
+            status=Status.UNKNOWN, depth=0, engine="houdini",
+            reason=f"lemma implication: {answer.reason}",
+        )  # fmt: skip
     bounds = system.bounds
     certificate = (
         f"inductive invariant of {len(lemmas.names)} lemmas ({', '.join(lemmas.names)}) "
@@ -245,6 +256,38 @@ def _prove_by_lemmas(
     )  # fmt: skip
 
 
+def _implied(assumed: Any, goal: Any, deadline: Deadline, options: Options) -> Answer:
+    """Does *assumed* imply *goal*? Found, then re-checked in a fresh solver: "unsat" if so,
+    else the first answer that is not."""
+    import z3  # noqa: PLC0415 - engines own the solver; this stage only composes queries
+
+    answer = Answer("unsat")
+    for seed in (0, 1):  # the search, then the re-check
+        solver = Solver(options.solver, seed=seed)
+        solver.add(assumed)
+        answer = solver.check(z3.Not(goal), deadline=deadline.left_ms)
+        if answer.result != "unsat":
+            return answer
+    return answer
+
+
+def _own_lemmas(
+    prop: Property, assumed: Any, s: dict[str, Any], deadline: Deadline, options: Options
+) -> Answer:
+    """Does *assumed* (an inductive invariant of the system, in world *s*) imply each of the
+    invariant's own ``lemmas``? "unsat" if so; else "sat" or "unknown" with the lemma and
+    why. A PROVED verdict needs this: the lemmas are claims, never assumptions."""
+    inv = prop.inv
+    for i, lemma in enumerate(prop.lemmas(s)):
+        answer = _implied(assumed, lemma, deadline, options)
+        if answer.result == "sat":
+            return Answer("sat", f"lemma {i} of {inv.id} (at {inv.lemmas[i].span}) is not "
+                          "implied by the inductive invariant")  # fmt: skip
+        if answer.result == "unknown":
+            return Answer("unknown", f"implication of lemma {i} of {inv.id}: {answer.reason}")
+    return Answer("unsat")
+
+
 def _prove_by_spacer(
     system: System, prop: Property, deadline: Deadline, options: Options
 ) -> Verdict:
@@ -254,6 +297,9 @@ def _prove_by_spacer(
     # Spacer gets half the budget: the other half is for BMC's counterexample or bound.
     found = pdr.run(system, prop, max(1.0, deadline.left_ms() / 2000), solver=options.solver)
     if found.kind == "proved":
+        own = _own_lemmas(prop, found.invariant, system.state(0), deadline, options)
+        if own.result != "unsat":
+            return Verdict(status=Status.UNKNOWN, depth=0, engine="pdr", reason=own.reason)
         size = len(str(found.invariant))
         return Verdict(
             status=Status.PROVED, depth=1, engine="pdr",
@@ -278,6 +324,10 @@ def _noninterference(
     if options.engine == "auto":  # the proof gets most of the budget, BMC the rest
         proof_deadline = Deadline(options.timeout * 0.7)
         lemmas, why = lemmas_for(system, proof_deadline, options)
+        if not why:  # the invariant's own lemmas are claims too, never assumed
+            s = system.state(0)
+            own = _own_lemmas(Property(system, inv), lemmas.conj(s), s, proof_deadline, options)
+            why = own.reason
         if why:
             why_not = why
         else:
@@ -503,7 +553,12 @@ def evaluate(
     policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options, events: list[Event],
     params: Mapping[str, int], prefix: int,
 ) -> tuple[bool, dict[str, Any]]:  # fmt: skip
-    """Run *events* on the simulator; does the invariant hold at the end? (and the names read)"""
+    """Run *events* on the simulator; does the invariant hold at the end? (and the names read)
+
+    The first *prefix* events lead to the world before a transition invariant's own events,
+    which follow; *params* gives each of the invariant's parameters a value (`replay` checks
+    evidence read from a file for both).
+    """
     trace = Trace(events=tuple(events))
     run = simulate(policy, trace, model, settings=options.settings, ncpus=options.ncpus)
     sem = make_semantics(policy, model, bounds_for(trace, options.ncpus), options.settings)
@@ -529,7 +584,17 @@ def replay(
     policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options, events: list[Event],
     params: Mapping[str, int], prefix: int,
 ) -> tuple[bool, str]:  # fmt: skip
-    """Does the simulator confirm that *events* break *inv*? (and why not, if not)"""
+    """Does the simulator confirm that *events* break *inv*? (and why not, if not)
+
+    Evidence read from a file may be short of events or parameters: that is a "no"."""
+    own = len(inv.events) if inv.kind == "transition" else 0
+    if len(events) < own:
+        return False, f"{len(events)} events, fewer than the invariant's own {own}"
+    if not 0 <= prefix == len(events) - own:
+        return False, f"{len(events)} events, not {prefix} and the invariant's own {own}"
+    missing = sorted(set(inv.params) - set(params))
+    if missing:
+        return False, f"no value for the parameters {', '.join(missing)}"
     holds, _ = evaluate(policy, inv, model, options, events, params, prefix)
     if holds:
         return False, f"{inv.id} holds after the {len(events)} events on the simulator"

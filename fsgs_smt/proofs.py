@@ -31,7 +31,6 @@ and the evidence:
 from __future__ import annotations
 
 import json
-import math
 import multiprocessing as mp
 import time
 from collections.abc import Callable, Mapping
@@ -43,20 +42,30 @@ from typing import Any
 from fsgs_smt.engines import backend
 from fsgs_smt.engines.ni import pair_problem
 from fsgs_smt.engines.verdict import Status, Verdict
-from fsgs_smt.errors import InputError
-from fsgs_smt.pipeline import Options, check, observe, replay
+from fsgs_smt.errors import InputError, describe
+from fsgs_smt.pipeline import MAX_TIMEOUT, Options, check, observe, replay
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.catalog import load_checked, shipped_policies
 from fsgs_smt.policy.invariants import Invariant
 from fsgs_smt.semantics.cpu import CPU_MODEL_NAMES, CPU_MODELS, same_architecture
-from fsgs_smt.semantics.events import Trace
+from fsgs_smt.semantics.events import Migrate, Trace
 from fsgs_smt.source import Span
-from fsgs_smt.traces.fsgs_json import parse_trace, trace_to_json
-from fsgs_smt.traces.jsonpos import JArray, JNode, JNumber, JObject, JString, parse_json
+from fsgs_smt.traces.fsgs_json import read_trace, trace_to_json
+from fsgs_smt.traces.jsonpos import (
+    JArray,
+    JNode,
+    JNumber,
+    JObject,
+    JString,
+    decode_utf8,
+    jtype_name,
+    parse_json,
+)
 
 FORMAT = "fsgs-proofs/1"
 BAD_EVIDENCE = "the recorded evidence is wrong"
 DEFAULT_DIR = Path("proofs")
+_U64 = 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,6 +192,17 @@ def path_for(directory: Path, policy: str) -> Path:
 # ---------------------------------------------------------------- reading
 
 
+def _got(node: JNode) -> str:
+    """What a proofs file holds, for "got ...": a number as written (``1e999``, not inf)."""
+    match node:
+        case JNumber(text=text):
+            return text
+        case JString(value=value):
+            return describe(value)
+        case _:
+            return jtype_name(node)
+
+
 class _Reader:
     def __init__(self, filename: str) -> None:
         self.filename = filename
@@ -192,7 +212,7 @@ class _Reader:
 
     def obj(self, node: JNode, what: str, keys: tuple[str, ...]) -> dict[str, JNode]:
         if not isinstance(node, JObject):
-            raise self.error(node, f"{what}: expected an object")
+            raise self.error(node, f"{what}: expected an object, got {_got(node)}")
         out = {}
         for key, span, value in node.items:
             if key not in keys:
@@ -203,108 +223,156 @@ class _Reader:
 
     def need(self, items: dict[str, JNode], key: str, node: JNode, what: str) -> JNode:
         if key not in items:
-            raise self.error(node, f"missing key {key!r} in {what}")
+            raise self.error(node, f"missing key {key!r} in {what}: expected the key {key!r}")
         return items[key]
 
     def string(self, node: JNode, what: str) -> str:
         if not isinstance(node, JString):
-            raise self.error(node, f"{what}: expected a string")
+            raise self.error(node, f"{what}: expected a string, got {_got(node)}")
         return node.value
 
-    def number(self, node: JNode, what: str, *, positive: bool = False) -> int | float:
-        ok = (
-            isinstance(node, JNumber) and math.isfinite(node.value)  # 1e999 reads as inf
-            and (node.value > 0 if positive else node.value >= 0)
-        )  # fmt: skip
-        if not ok or not isinstance(node, JNumber):
-            kind = "a positive" if positive else "a non-negative"
-            raise self.error(node, f"{what}: expected {kind} number")
-        return node.value
+    def choice(self, node: JNode, what: str, choices: tuple[str, ...]) -> str:
+        value = self.string(node, what)
+        if value not in choices:
+            raise self.error(node, f"{what}: expected one of {', '.join(choices)}, "
+                                   f"got {describe(value)}")  # fmt: skip
+        return value
+
+    def integer(self, node: JNode, what: str, low: int, high: int | None = None) -> int:
+        """A JSON integer in *low*..*high* (no upper bound if None)."""
+        if (
+            isinstance(node, JNumber) and isinstance(node.value, int)
+            and low <= node.value and (high is None or node.value <= high)
+        ):  # fmt: skip
+            return node.value
+        want = f"an integer in {low}..{high}" if high is not None else f"an integer >= {low}"
+        raise self.error(node, f"{what}: expected {want}, got {_got(node)}")
+
+    def seconds(self, node: JNode, what: str) -> float:
+        """A time budget: a JSON number in (0, MAX_TIMEOUT] (``1e999`` reads as infinity)."""
+        if isinstance(node, JNumber) and 0 < node.value <= MAX_TIMEOUT:
+            return float(node.value)
+        raise self.error(node, f"{what}: expected a number in (0, {MAX_TIMEOUT:.0f}], "
+                               f"got {_got(node)}")  # fmt: skip
 
     def array(self, node: JNode, what: str) -> tuple[JNode, ...]:
         if not isinstance(node, JArray):
-            raise self.error(node, f"{what}: expected an array")
+            raise self.error(node, f"{what}: expected an array, got {_got(node)}")
         return node.items
+
+    def trace(self, node: JNode, key: str, settings: Settings) -> Trace:
+        """A recorded counterexample: an fsgs-trace/1 object of at least one event, whose
+        migrations stay within the recorded world's CPUs."""
+        try:
+            loaded = read_trace(node)
+        except InputError as exc:
+            raise InputError(exc.span, f"{key}: {exc.message}") from None
+        if not loaded.trace.events:
+            raise InputError(loaded.span_at(("events",)), f"{key}: no events: expected a "
+                             "counterexample of at least one event")  # fmt: skip
+        for i, event in enumerate(loaded.trace.events):
+            if isinstance(event, Migrate) and event.cpu >= settings.ncpus:
+                raise InputError(loaded.span_at((i, "cpu")), f"{key}: migrate to CPU "
+                                 f"{event.cpu}: expected a CPU number in 0..{settings.ncpus - 1} "
+                                 f"(settings.ncpus is {settings.ncpus})")  # fmt: skip
+        return loaded.trace
 
 
 _RECORD_KEYS = (
     "invariant", "cpu", "verdict", "depth", "engine", "solver", "policy_sha256",
     "invariant_sha256", "lemmas", "trace", "other_trace", "params", "reason",
 )  # fmt: skip
+ENGINES = ("bmc", "houdini", "kind", "ni-bmc", "ni-houdini", "pdr")
+"""The engine names a verdict can carry (`pipeline`)."""
+# the sizes of the world `semantics.state.Bounds` accepts
+NCPUS_MAX = 64
+LDT_SLOTS_MAX = 8192
 
 
-def load(path: Path) -> ProofFile:
-    """Read a proofs file.
+def load(path: Path, policy: str | None = None) -> ProofFile:
+    """Read a proofs file (of *policy*, when given: the file must say so).
 
     Raises:
-        InputError: unreadable, not JSON, or not an fsgs-proofs/1 document (located).
+        InputError: unreadable, not UTF-8, not JSON, or not an fsgs-proofs/1 document
+            (located).
     """
     filename = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
-        raise InputError(Span(filename, 1, 1), f"cannot read proofs file: {exc.strerror}") from None
+        raise InputError(Span(filename, 1, 1), f"cannot read proofs file: "
+                         f"{exc.strerror or exc}: expected a readable file") from None  # fmt: skip
     r = _Reader(filename)
-    root = parse_json(text, filename)
+    root = parse_json(decode_utf8(data, filename, "proofs file"), filename)
     top = r.obj(root, "proofs file", ("format", "policy", "settings", "records"))
     fmt = r.string(r.need(top, "format", root, "proofs file"), "format")
     if fmt != FORMAT:
         raise r.error(top["format"], f"format: expected {FORMAT!r}, got {fmt!r}")
-    policy = r.string(r.need(top, "policy", root, "proofs file"), "policy")
+    named = r.string(r.need(top, "policy", root, "proofs file"), "policy")
+    if policy is not None and named != policy:
+        raise r.error(top["policy"], f"policy: expected {policy!r} (the proofs of {policy}), "
+                                     f"got {named!r}")  # fmt: skip
     snode = r.need(top, "settings", root, "proofs file")
     sitems = r.obj(snode, "settings", ("depth", "timeout", "ncpus", "ldt_slots"))
-    def setting(key: str) -> int | float:
-        return r.number(r.need(sitems, key, snode, "settings"), key, positive=True)
+
+    def setting(key: str) -> JNode:
+        return r.need(sitems, key, snode, "settings")
 
     settings = Settings(
-        depth=int(setting("depth")), timeout=float(setting("timeout")),
-        ncpus=int(setting("ncpus")), ldt_slots=int(setting("ldt_slots")),
-    )
+        depth=r.integer(setting("depth"), "depth", 1),
+        timeout=r.seconds(setting("timeout"), "timeout"),
+        ncpus=r.integer(setting("ncpus"), "ncpus", 1, NCPUS_MAX),
+        ldt_slots=r.integer(setting("ldt_slots"), "ldt_slots", 1, LDT_SLOTS_MAX),
+    )  # fmt: skip
     records = []
+    seen: dict[tuple[str, str], Span] = {}
     for node in r.array(r.need(top, "records", root, "proofs file"), "records"):
         items = r.obj(node, "record", _RECORD_KEYS)
 
         def s(key: str, items: dict[str, JNode] = items, node: JNode = node) -> str:
             return r.string(r.need(items, key, node, "record"), key)
 
-        verdict = s("verdict")
-        if verdict not in {st.value for st in Status}:
-            raise r.error(items["verdict"], f"verdict: expected one of "
-                                            f"{', '.join(st.value for st in Status)}")  # fmt: skip
-        cpu = s("cpu")
-        if cpu not in CPU_MODELS:
-            raise r.error(items["cpu"], f"cpu: expected one of {', '.join(CPU_MODEL_NAMES)}")
-        traces: dict[str, Trace] = {}
-        for key in ("trace", "other_trace"):
-            if key in items:
-                raw = json.dumps(items[key].to_python())
-                where = f"{filename} ({key} of {s('invariant')} on {cpu})"
-                try:
-                    traces[key] = parse_trace(raw, where).trace
-                except InputError as exc:
-                    raise r.error(items[key], f"{key}: {exc.message}") from None
+        verdict = r.choice(r.need(items, "verdict", node, "record"), "verdict",
+                           tuple(st.value for st in Status))  # fmt: skip
+        cpu = r.choice(r.need(items, "cpu", node, "record"), "cpu", CPU_MODEL_NAMES)
+        invariant = s("invariant")
+        if (invariant, cpu) in seen:
+            first = seen[invariant, cpu]
+            raise r.error(node, f"a second record of {invariant} on {cpu} (the first at "
+                                f"{first.line}:{first.col}): expected one record per "
+                                "invariant and CPU model")  # fmt: skip
+        seen[invariant, cpu] = node.span
+        traces = {
+            key: r.trace(items[key], key, settings)
+            for key in ("trace", "other_trace") if key in items
+        }  # fmt: skip
         params: dict[str, int] = {}
         if "params" in items:
             pnode = items["params"]
             if not isinstance(pnode, JObject):
-                raise r.error(pnode, "params: expected an object")
+                raise r.error(pnode, f"params: expected an object, got {_got(pnode)}")
             for key, _, value in pnode.items:
                 text_value = r.string(value, f"params.{key}")
                 try:
-                    params[key] = int(text_value, 0)
+                    number = int(text_value, 0)
                 except ValueError:
-                    raise r.error(value, f"params.{key}: expected a number") from None
+                    number = -1
+                if not 0 <= number <= _U64:
+                    raise r.error(value, f"params.{key}: expected a number in 0x0..{_U64:#x}, "
+                                         f"got {describe(text_value)}")  # fmt: skip
+                params[key] = number
         lemma_nodes = r.array(items["lemmas"], "lemmas") if "lemmas" in items else ()
         lemmas = tuple(r.string(n, "lemma") for n in lemma_nodes)
         records.append(Record(
-            invariant=s("invariant"), cpu=cpu, verdict=verdict,
-            depth=int(r.number(r.need(items, "depth", node, "record"), "depth")),
-            engine=s("engine"), solver=s("solver"), policy_sha256=s("policy_sha256"),
+            invariant=invariant, cpu=cpu, verdict=verdict,
+            depth=r.integer(r.need(items, "depth", node, "record"), "depth", 0),
+            engine=r.choice(r.need(items, "engine", node, "record"), "engine", ENGINES),
+            solver=s("solver"), policy_sha256=s("policy_sha256"),
             invariant_sha256=s("invariant_sha256"), lemmas=lemmas, trace=traces.get("trace"),
             other_trace=traces.get("other_trace"), params=params,
             reason=s("reason") if "reason" in items else "",
         ))  # fmt: skip
-    return ProofFile(policy=policy, settings=settings, records=tuple(records))
+    return ProofFile(policy=named, settings=settings, records=tuple(records))
 
 
 # ---------------------------------------------------------------- deciding
@@ -380,6 +448,9 @@ def _decide(
         events = list(rec.trace.events)
         tail = len(inv.events) if inv.kind == "transition" else 0
         ok, why = replay(policy, inv, model, cold, events, rec.params, len(events) - tail)
+        unknown = sorted(set(rec.params) - set(inv.params))
+        if ok and unknown:
+            ok, why = False, f"parameters {', '.join(unknown)} that {inv.id} does not have"
         if ok and len(events) - tail != rec.depth:
             ok, why = False, f"{len(events) - tail} events before the invariant's, not {rec.depth}"
         if ok:

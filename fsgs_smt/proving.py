@@ -17,7 +17,7 @@ from fsgs_smt.errors import InputError
 from fsgs_smt.pipeline import Options, check
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.catalog import SPECS_DIR
-from fsgs_smt.policy.invariants import Invariant, load_invariants
+from fsgs_smt.policy.invariants import Invariant, check_cpus, load_invariants
 from fsgs_smt.semantics.cpu import CPU_MODELS, same_architecture
 from fsgs_smt.semantics.events import Trace
 from fsgs_smt.sim import SimRun, simulate
@@ -107,6 +107,8 @@ def run_prove(request: ProveRequest, progress: Callable[[str], None] | None = No
     (`CpuModel.architecture`) is the same transition system: it gets that model's verdicts,
     marked ``details["same_as"]``, and is not decided again.
     """
+    for inv in request.invariants:  # here, before any run (`check` does it in each process)
+        check_cpus(inv, Options().ncpus)
     same = same_architecture(request.cpus)
     decide = list(same)
     if request.jobs > 1 and len(decide) > 1:

@@ -15,6 +15,7 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from rich.console import Console
+from rich.markup import escape as markup_escape
 from rich.table import Table
 from rich.text import Text
 
@@ -54,7 +55,9 @@ def exit_status(results: list[Result], *, accept_bounded: bool) -> int:
 def render_text(policy: ast.Policy, results: list[Result]) -> str:
     """The invariant x CPU model table."""
     cpus = list(dict.fromkeys(r.cpu for r in results))
-    table = Table(title=f"{policy.name}: {len({r.invariant.id for r in results})} invariants")
+    # names and reasons are plain text, not rich markup (a policy file names its policy)
+    table = Table(title=markup_escape(f"{policy.name}: {len({r.invariant.id for r in results})} "
+                                      "invariants"))  # fmt: skip
     table.add_column("invariant")
     for cpu in cpus:
         table.add_column(cpu)
@@ -72,12 +75,12 @@ def render_text(policy: ast.Policy, results: list[Result]) -> str:
             bad = v.status in (Status.UNKNOWN, Status.BOUNDED, Status.VACUOUS)
             if bad and v.reason and not same:
                 notes.append(f"{inv_id} on {cpu}: {v.reason}")
-        table.add_row(inv_id, *texts)
+        table.add_row(Text(inv_id), *texts)
     buf = io.StringIO()
     console = Console(file=buf, width=160, force_terminal=False, color_system=None)
     console.print(table)
     for note in notes:
-        console.print(note)
+        console.print(note, markup=False, highlight=False)
     return buf.getvalue()
 
 

@@ -98,6 +98,11 @@ class Property:
         self.inv = inv
         self.ev = Evaluator(system.sem)
         self._templates: dict[object, Any] = {}
+        # the own parameters that name a CPU to migrate to: they range over the world's CPUs
+        self.cpu_params = sorted(
+            {e.cpu.name for e in inv.events if isinstance(e, ev.Migrate)
+             and isinstance(e.cpu, ParamRef)}
+        )  # fmt: skip
 
     def _instantiate_template(
         self, key: object, build: Callable[[Mapping[str, Any], str], Any],
@@ -141,12 +146,18 @@ class Property:
         if inv.kind == "state":
             assert inv.always is not None  # noqa: S101
             return self.ev.eval(inv.always, view(self.system.sem, s))
-        _, other = self.param_vars(tag)
+        own, other = self.param_vars(tag)
         names = self._names(s, tag)
         assume = self.ev.eval(inv.assume, names) if inv.assume is not None else True
         assert inv.expect is not None  # noqa: S101
         expect = self.ev.eval(inv.expect, names)
-        return z3.Implies(z3.And(self.other_ok(other), names["before.running"], assume), expect)
+        premise = z3.And(self.other_ok(other), *self.own_ok(own), names["before.running"], assume)
+        return z3.Implies(premise, expect)
+
+    def own_ok(self, own: Mapping[str, Any]) -> list[Any]:
+        """What puts the invariant's own parameters in range: a CPU it migrates to exists
+        (none for most invariants)."""
+        return [z3.ULT(own[n], self.system.bounds.ncpus) for n in self.cpu_params]
 
     def other_ok(self, other: Mapping[str, Any]) -> Any:
         """The other task's action parameters are in range (so every trace replays)."""
@@ -162,9 +173,9 @@ class Property:
         return self._instantiate_template("premise", self._premise, s, tag)
 
     def _premise(self, s: Mapping[str, Any], tag: str) -> Any:
-        _, other = self.param_vars(tag)
+        own, other = self.param_vars(tag)
         names = self._names(s, tag)
-        premise = z3.And(self.other_ok(other), names["before.running"])
+        premise = z3.And(self.other_ok(other), *self.own_ok(own), names["before.running"])
         if self.inv.assume is not None:
             premise = z3.And(premise, self.ev.eval(self.inv.assume, names))
         return premise

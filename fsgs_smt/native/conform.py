@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fsgs_smt.errors import InputError, InternalError
@@ -39,7 +39,7 @@ from fsgs_smt.policy import ast
 from fsgs_smt.semantics.cpu import CpuModel
 from fsgs_smt.semantics.events import Trace
 from fsgs_smt.source import Span
-from fsgs_smt.traces.fsgs_json import load_trace
+from fsgs_smt.traces.fsgs_json import SpanKey, load_trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,7 @@ class Case:
     name: str
     trace: Trace
     origin: str  # "random" or "litmus"
+    spans: Mapping[SpanKey, Span] | None = field(default=None, compare=False)  # a litmus file's
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +195,11 @@ def litmus_cases(directory: Path) -> list[Case]:
     if not paths:
         raise InputError(Span("<command line>", 1, 1),
                          f"--litmus {directory}: expected *.json traces, got none")  # fmt: skip
-    return [Case(name=str(p), trace=load_trace(p).trace, origin="litmus") for p in paths]
+    cases = []
+    for path in paths:
+        loaded = load_trace(path)
+        cases.append(Case(name=str(path), trace=loaded.trace, origin="litmus", spans=loaded.spans))
+    return cases
 
 
 def features_of(info: MachineInfo) -> Features:
@@ -242,7 +247,8 @@ def conform(
     def one(case: Case) -> CaseResult:
         try:
             report = replay(case.trace, policy, model, name=case.name, runs=runs,
-                            settings=settings, info=machine, timeout_s=timeout_s)  # fmt: skip
+                            settings=settings, info=machine, timeout_s=timeout_s,
+                            spans=case.spans)  # fmt: skip
             again = None
             if not report.agrees and recheck:
                 again = replay(case.trace, policy, model, name=case.name, runs=recheck,

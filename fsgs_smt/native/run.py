@@ -311,12 +311,17 @@ def compile_program(
     why = cgen.unsupported(trace, ncpus=ncpus)
     if why:
         raise CannotReplayError(why)
-    stem = Path(name).stem or "trace"
+    stem = Path(name).stem
+    stem = stem if stem.strip(".") else "trace"  # "", "." and ".." name no file
+    workdir = workdir.absolute()  # an executable "./x" run as "x" would be looked up on PATH
     path = workdir / f"{stem}.c"
     exe = workdir / stem
     if source is None:
         source = cgen.c_source(trace, name=name, ncpus=ncpus, timeout_s=timeout_s)
-    path.write_text(source)
+    try:
+        path.write_text(source)
+    except OSError as exc:
+        raise CannotReplayError(f"cannot write {path}: {exc.strerror or exc}") from None
     args = [gcc, *(["-Werror"] if werror else []), *cgen.build_for(trace).gcc_args(
         str(path), str(exe))]  # fmt: skip
     try:
@@ -340,11 +345,14 @@ def run_program(exe: Path, trace: Trace, *, timeout_s: int = cgen.DEFAULT_TIMEOU
     """
     try:
         done = subprocess.run(  # noqa: S603 - the program we just built
-            [str(exe)], capture_output=True, text=True, timeout=timeout_s + 10, check=False
-        )
+            [str(exe.absolute())], capture_output=True, text=True, timeout=timeout_s + 10,
+            check=False,
+        )  # fmt: skip
     except subprocess.TimeoutExpired:
         msg = f"replay program {exe} did not end within {timeout_s + 10} s"
         raise InternalError(msg) from None
+    except OSError as exc:  # a directory mounted noexec, say
+        raise CannotReplayError(f"cannot run {exe}: {exc.strerror or exc}") from None
     if done.returncode != 0 and "cannot_run" not in done.stdout:
         msg = f"replay program {exe} failed with exit code {done.returncode}: {done.stderr[:200]}"
         raise InternalError(msg)
@@ -573,7 +581,8 @@ def replay(
         name: the trace's name in the report (its file name).
         runs: how many times the compiled program runs.
         settings: policy setting overrides.
-        keep_c: a directory to keep the C program in (``<stem>.c``); else a temporary one.
+        keep_c: an existing directory to keep the C program in (``<stem>.c``, and the
+            executable ``<stem>``); else a temporary one.
         info: the machine facts (default: `probe()`).
         timeout_s: each run's time bound.
         spans: the trace's source spans, to locate input errors.
@@ -593,11 +602,10 @@ def replay(
     with tempfile.TemporaryDirectory(prefix="fsgs-replay-") as tmp:
         workdir = Path(tmp)
         if keep_c is not None:  # the program (and its executable) stay there
-            keep_c.mkdir(parents=True, exist_ok=True)
             workdir = keep_c
         exe = compile_program(trace, workdir, gcc=gcc, name=name, timeout_s=timeout_s)
         results = [run_program(exe, trace, timeout_s=timeout_s) for _ in range(runs)]
-    kept = str(exe.with_suffix(".c")) if keep_c is not None else None
+    kept = str(exe.parent / f"{exe.name}.c") if keep_c is not None else None  # "a.b" keeps "a.b.c"
     return compare(
         name, trace, policy.name, model.name, prediction, results, c_source=kept,
         alternatives=lambda: async_predictions(policy, trace, model, settings=settings),

@@ -83,6 +83,7 @@ from fsgs_smt.traces.jsonpos import (
     JNumber,
     JObject,
     JString,
+    decode_utf8,
     jtype_name,
     parse_json,
 )
@@ -137,6 +138,7 @@ _NO_FIELD_EVENTS: Final[Mapping[str, Callable[[], Event]]] = MappingProxyType(
     {"interrupt": Interrupt, "signal": Signal, "fork": Fork, "exec": Exec},
 )
 _TOP_KEYS: Final = ("format", "cpu", "events", "results")
+_TOP_EXPECTED: Final = "an object with keys format and events"
 _OTHER_OPS: Final = tuple(op for op in OPS if op in OTHER_TASK_OPS)
 _SEGS: Final = tuple(s.value for s in Seg)
 _ARCH_CODES: Final = ("SET_FS", "SET_GS", "GET_FS", "GET_GS")
@@ -204,24 +206,18 @@ def load_trace(path: pathlib.Path) -> LoadedTrace:
 
     Raises:
         InputError: the file cannot be read, is not UTF-8, is not JSON, or is not a
-            valid fsgs-trace/1 document. Errors about the file itself are at line 1, col 1.
+            valid fsgs-trace/1 document. A file that cannot be read is at line 1, col 1;
+            a byte that is not UTF-8 is at its own line and column.
     """
     filename = str(path)
-    start = Span(filename, 1, 1)
     try:
         data = path.read_bytes()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise InputError(start, f"cannot read trace file: {reason}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
         raise InputError(
-            start,
-            f"trace file is not UTF-8: expected UTF-8 text, got byte 0x{data[exc.start]:02x} "
-            f"at offset {exc.start}",
+            Span(filename, 1, 1), f"cannot read trace file: {reason}: expected a readable file"
         ) from None
-    return parse_trace(text, filename)
+    return parse_trace(decode_utf8(data, filename, "trace file"), filename)
 
 
 def parse_trace(text: str, filename: str) -> LoadedTrace:
@@ -238,8 +234,18 @@ def parse_trace(text: str, filename: str) -> LoadedTrace:
         InputError: malformed JSON, or JSON that is not a valid fsgs-trace/1 document;
             located at the offending value.
     """
+    return read_trace(parse_json(text, filename))
+
+
+def read_trace(root: JNode) -> LoadedTrace:
+    """The fsgs-trace/1 document of an already parsed JSON value (a trace embedded in
+    another document keeps the spans of that document's file).
+
+    Raises:
+        InputError: not a valid fsgs-trace/1 document; located at the offending value.
+    """
     reader = _Reader()
-    trace = reader.document(parse_json(text, filename))
+    trace = reader.document(root)
     return LoadedTrace(trace=trace, spans=MappingProxyType(reader.spans))
 
 
@@ -249,12 +255,15 @@ def _fmt_int(value: int) -> str:
 
 
 def _got(node: JNode) -> str:
-    """What was found, for "got ...": the value where it is short, else its JSON type."""
+    """What was found, for "got ...": the value where it is short, else its JSON type; a
+    float as written (``1e999``, which reads as infinity)."""
     match node:
         case JString(value=value) | JBool(value=value):
             return describe(value)
         case JNumber(value=int(), text=text):
             return text
+        case JNumber(text=text):
+            return f"a float ({text if len(text) <= 24 else text[:21] + '...'})"
         case JNull():
             return "null"
         case _:
@@ -280,6 +289,13 @@ def _expected_keys(keys: Sequence[str]) -> str:
     return f"only {keys[0]}" if len(keys) == 1 else "one of " + ", ".join(keys)
 
 
+def _needed_keys(keys: Sequence[str]) -> str:
+    """'the key entry', or 'the keys seg and selector'."""
+    if len(keys) == 1:
+        return f"the key {keys[0]}"
+    return f"the keys {', '.join(keys[:-1])} and {keys[-1]}"
+
+
 class _Reader:
     """Turns a parsed document into a Trace, recording spans as it goes."""
 
@@ -301,7 +317,9 @@ class _Reader:
             )
         members = _items(root)
         if "format" not in members:
-            raise InputError(root.span, "missing key 'format' in trace document")
+            raise InputError(
+                root.span, f"missing key 'format' in trace document: expected {_TOP_EXPECTED}"
+            )
         fmt = members["format"][1]
         if not isinstance(fmt, JString) or fmt.value != FORMAT:
             raise InputError(
@@ -316,7 +334,9 @@ class _Reader:
                 )
             self.spans[(key,)] = value.span
         if "events" not in members:
-            raise InputError(root.span, "missing key 'events' in trace document")
+            raise InputError(
+                root.span, f"missing key 'events' in trace document: expected {_TOP_EXPECTED}"
+            )
         cpu: str | None = None
         if "cpu" in members:
             cpu = self.choice(members["cpu"][1], "cpu", "", CPU_MODEL_NAMES)
@@ -339,7 +359,9 @@ class _Reader:
             )
         members = _items(node)
         if "op" not in members:
-            raise InputError(node.span, f"missing key 'op' in {where}")
+            raise InputError(
+                node.span, f"missing key 'op' in {where}: expected an object with an 'op' key"
+            )
         op_node = members["op"][1]
         if (
             nested
@@ -364,7 +386,11 @@ class _Reader:
             self.spans[(*path, key)] = value.span
         for key in _REQUIRED.get(op, ()):
             if key not in members:
-                raise InputError(node.span, f"missing key {describe(key)} in {op} event")
+                raise InputError(
+                    node.span,
+                    f"missing key {describe(key)} in {op} event: expected "
+                    + _needed_keys(_REQUIRED[op]),
+                )
         values = {key: value for key, (_, value) in members.items()}
         return self.build(op, node, values, path)
 
@@ -444,7 +470,8 @@ class _Reader:
         if code.is_set:
             if value_node is None:
                 raise InputError(
-                    node.span, f"missing key 'value' in arch_prctl event (needed with {code.value})"
+                    node.span,
+                    f"missing key 'value' in arch_prctl event: expected a value with {code.value}",
                 )
             return ArchPrctl(code=code, value=self.number(value_node, "value", _U64))
         if value_node is not None:

@@ -162,6 +162,30 @@ def parse_json(text: str, filename: str) -> JNode:
     return _Parser(text, filename).document()
 
 
+def decode_utf8(data: bytes, filename: str, what: str) -> str:
+    """The text of a file's bytes: UTF-8, a leading byte-order mark skipped.
+
+    Args:
+        data: the file's bytes.
+        filename: the name that spans report.
+        what: the kind of file, for the message ("trace file").
+
+    Raises:
+        InputError: the bytes are not UTF-8, located at the first bad byte (with the
+            lines and columns `parse_json` counts).
+    """
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        body = exc.object  # without the byte-order mark, which exc.start is relative to
+        before = body[: exc.start].decode("utf-8")
+        breaks = [m.end() for m in _LINE_BREAK.finditer(before)]
+        span = Span(filename, len(breaks) + 1, len(before) - (breaks[-1] if breaks else 0) + 1)
+        raise InputError(
+            span, f"{what} is not UTF-8: expected UTF-8 text, got byte 0x{body[exc.start]:02x}"
+        ) from None
+
+
 _WS = re.compile(r"[ \t\n\r]*")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _STRING_CHUNK = re.compile(r'[^"\\\x00-\x1f]*')

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -63,8 +64,11 @@ def _result_text(result: object) -> str:
 
 
 def trace_table(run: SimRun, *, title: str | None = None) -> Table:
-    """A rich Table of *run*: #, op, arguments, result, then the task's FS/GS state."""
-    table = Table(title=title, show_lines=False)
+    """A rich Table of *run*: #, op, arguments, result, then the task's FS/GS state.
+
+    *title* is plain text (file names and policy names in it are not rich markup).
+    """
+    table = Table(title=None if title is None else escape(title), show_lines=False)
     for name in ("#", "op", "arguments", "result", *STATE_COLUMNS):
         table.add_column(name, no_wrap=name in STATE_COLUMNS or name == "#")
     prev, _ = task_view(run.initial)

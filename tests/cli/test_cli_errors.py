@@ -18,6 +18,7 @@ from typer.testing import CliRunner, Result
 
 import fsgs_smt
 from fsgs_smt.cli import app
+from fsgs_smt.pipeline import MAX_TIMEOUT
 from fsgs_smt.policy.vocab import HOOKS
 from fsgs_smt.semantics.events import OPS
 from fsgs_smt.traces.fsgs_json import load_trace, parse_trace
@@ -170,7 +171,7 @@ def test_unknown_event_key(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("value", "got"),
     [
-        ("1.5", "got a float"),
+        ("1.5", "got a float (1.5)"),
         ('"7"', "got '7' (hex strings need the 0x prefix)"),
         ("true", "got true"),
         ("null", "got null"),
@@ -263,11 +264,13 @@ def test_missing_trace_file(tmp_path: Path) -> None:
 
 
 def test_trace_not_utf8(tmp_path: Path) -> None:
-    """A trace file that is not UTF-8 is an error at its 1:1."""
+    """A trace file that is not UTF-8 is an error at the bad byte's line and column (it was
+    always 1:1, with a byte offset)."""
     path = tmp_path / "latin1.json"
-    path.write_bytes(b'{"format": "fsgs-trace/1", "events": [], "x": "\xe9"}')
-    message = error_line(simulate(path), f"{path}:1:1")
+    path.write_bytes(b'{"format": "fsgs-trace/1",\n "events": [], "x": "\xc3\xa9\xe9"}')
+    message = error_line(simulate(path), f"{path}:2:23")
     assert_expected_got(message)
+    assert "trace file is not UTF-8: expected UTF-8 text, got byte 0xe9" == message
 
 
 # -- bad options and policies ----------------------------------------------------------------
@@ -282,7 +285,7 @@ def good_trace(tmp_path: Path) -> Path:
 def test_unknown_cpu_option(good_trace: Path) -> None:
     """--cpu with an unknown model is a command-line error."""
     message = error_line(simulate(good_trace, "--cpu", "pentium"), CLI)
-    expected = "--cpu pentium: unknown CPU model: expected one of intel, amd-legacy, amd-zen3"
+    expected = "--cpu 'pentium': unknown CPU model: expected one of intel, amd-legacy, amd-zen3"
     assert expected == message
 
 
@@ -348,6 +351,126 @@ def test_bad_cpus_option(good_trace: Path, ncpus: str) -> None:
     assert f"--cpus {ncpus}: expected 1..64" == error_line(
         simulate(good_trace, "--cpus", ncpus), CLI
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        # each with a later bad input, so that without the check this fails fast
+        ["prove", "linux-5.9", "--invariants", "/nonexistent-fsgs/i.yaml"],
+        ["counterexample", "linux-5.9", "Q1a", "--invariants", "/nonexistent-fsgs/i.yaml"],
+        ["check", "--proofs", "/nonexistent-fsgs", "--policy", "linux-5.9"],
+    ],
+    ids=["prove", "counterexample", "check"],
+)
+@pytest.mark.parametrize("timeout", ["1e7", "1e10", "1000000.5"])
+def test_a_timeout_above_the_maximum_is_bad_input(args: list[str], timeout: str) -> None:
+    """--timeout 1e7 overflowed a process wait (OverflowError), 1e10 a timestamp: internal
+    errors. Every command with --timeout refuses more than `MAX_TIMEOUT` seconds."""
+    message = error_line(invoke(*args, "--timeout", timeout), CLI)
+    assert f"--timeout {float(timeout)}: expected a number in (0, 1000000] (seconds)" == message
+
+
+@pytest.mark.parametrize("command", ["prove", "counterexample", "check"])
+def test_the_help_of_timeout_says_the_maximum(command: str) -> None:
+    result = invoke(command, "--help")
+    assert 0 == result.exit_code
+    assert f"(at most {MAX_TIMEOUT:.0f})" in " ".join(result.stdout.split())
+
+
+def test_the_maximum_timeout_is_usable() -> None:
+    """A counterexample search raced in child processes, with the largest budget."""
+    result = invoke("counterexample", "linux-5.9", "ptrace-roundtrip-accepted", "--cpu", "intel",
+                    "--depth", "2", "--format", "json", "--timeout", "1000000")  # fmt: skip
+    assert (1, "") == (result.exit_code, result.stderr)
+    assert json.loads(result.stdout)["events"]
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["simulate", "linux-5.9", "{trace}", "--cpu", ""], "intel, amd-legacy, amd-zen3"),
+        (["check", "--proofs", "/nonexistent-fsgs", "--policy", "linux-5.9", "--cpu", ""],
+         "intel, amd-legacy, amd-zen3, all"),
+    ],
+    ids=["simulate", "check"],
+)  # fmt: skip
+def test_an_empty_cpu_is_an_unknown_model(good_trace: Path, args: list[str], names: str) -> None:
+    """--cpu '' was the default model (simulate ran on intel)."""
+    args = [a.replace("{trace}", str(good_trace)) for a in args]
+    message = error_line(invoke(*args), CLI)
+    assert f"--cpu '': unknown CPU model: expected one of {names}" == message
+
+
+def test_a_missing_invariants_file_is_not_called_a_policy_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.yaml"
+    message = error_line(invoke("prove", "linux-5.9", "--invariants", str(path)), f"{path}:1:1")
+    assert "cannot read invariants file (--invariants): No such file or directory: expected a " \
+           "readable file" == message  # fmt: skip
+
+
+def test_an_invariants_file_that_is_not_utf8_is_located(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"fsgs-invariants: 1\ninvariants: [\xe9]\n")
+    message = error_line(invoke("counterexample", "linux-5.9", "Q1a", "--invariants", str(path)),
+                         f"{path}:2:14")  # fmt: skip
+    assert "invariants file is not UTF-8: expected UTF-8 text, got byte 0xe9" == message
+
+
+@pytest.mark.parametrize(
+    ("keep", "message"),
+    [
+        ("", "--keep-c '': expected a directory"),
+        ("/proc/version", "--keep-c /proc/version: is not a directory: expected an existing "
+         "directory to write the C program in"),
+        ("/proc", "--keep-c /proc: cannot write in it ("),
+    ],
+    ids=["empty", "a-file", "unwritable-even-to-root"],
+)  # fmt: skip
+@pytest.mark.skipif(not Path("/proc/version").is_file(), reason="needs Linux's /proc")
+def test_a_keep_c_that_is_no_writable_directory_is_bad_input(
+    good_trace: Path, keep: str, message: str
+) -> None:
+    """These were internal errors (FileExistsError, FileNotFoundError), after compiling."""
+    if keep == "/proc" and Path("/proc").stat().st_uid != 0:  # pragma: no cover
+        pytest.skip("/proc is not procfs here")
+    result = invoke("replay", str(good_trace), "--keep-c", keep)
+    actual = error_line(result, CLI)
+    if keep == "/proc":  # the reason is the kernel's
+        assert actual.startswith(message) and actual.endswith("): expected a writable directory")
+    else:
+        assert message == actual
+
+
+def test_a_keep_c_directory_must_exist_like_an_output_directory(
+    tmp_path: Path, good_trace: Path
+) -> None:
+    """A missing directory is refused (it was created, parents and all, unlike --output's)."""
+    keep = tmp_path / "a" / "b"
+    message = error_line(invoke("replay", str(good_trace), "--keep-c", str(keep)), CLI)
+    assert f"--keep-c {keep}: there is no such directory: expected an existing directory to " \
+           "write the C program in" == message  # fmt: skip
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/version").is_file(), reason="needs Linux's /proc")
+def test_check_update_into_a_file_is_refused_before_deciding() -> None:
+    """The directory was made after every cell was decided: FileExistsError (exit 70). (The
+    unknown policy after it makes this fail fast without the check.)"""
+    result = invoke("check", "--update", "--proofs", "/proc/version", "--policy", "linux-9.9")
+    message = error_line(result, CLI)
+    assert "--proofs /proc/version: is not a directory: expected a directory" == message
+
+
+def test_a_file_name_with_rich_markup_is_shown_as_it_is(tmp_path: Path) -> None:
+    """simulate's table title names the trace file: '[/x]' in it was a MarkupError (exit 70)."""
+    folder = tmp_path / "names" / "["
+    folder.mkdir(parents=True)
+    path = write(folder, trace_text('{"op": "observe"}'), "x].json")
+    assert "[/x]" in str(path)
+    result = simulate(path)
+    assert (0, "") == (result.exit_code, result.stderr)
+    assert str(path) in " ".join(result.stdout.split())
 
 
 def _run_module(*args: str) -> subprocess.CompletedProcess[str]:

@@ -23,6 +23,7 @@ from fsgs_smt.policy.catalog import load_checked
 from fsgs_smt.proving import shipped_invariants
 from fsgs_smt.semantics import events as ev
 from fsgs_smt.semantics.cpu import CPU_MODEL_NAMES, CPU_MODELS
+from fsgs_smt.semantics.state import Bounds
 
 ROOT = Path(__file__).resolve().parents[2]
 PROOFS = ROOT / "proofs"
@@ -201,10 +202,12 @@ BAD_TRACE = {"format": "fsgs-trace/1", "events": [{"op": "nope"}]}
         (lambda d: d["records"][0].update(verdict="MAYBE"), "verdict: expected one of"),
         (lambda d: d["records"][0].update(cpu="m68k"), "cpu: expected one of"),
         (lambda d: d["records"][0].pop("solver"), "missing key 'solver' in record"),
-        (lambda d: d["settings"].update(depth=-1), "depth: expected a positive number"),
-        (lambda d: d["settings"].update(timeout=0), "timeout: expected a positive number"),
-        (lambda d: d["settings"].update(ncpus="two"), "ncpus: expected a positive number"),
-        (lambda d: d["records"][0].update(depth="x"), "depth: expected a non-negative number"),
+        (lambda d: d["settings"].update(depth=-1), "depth: expected an integer >= 1, got -1"),
+        (lambda d: d["settings"].update(timeout=0),
+         "timeout: expected a number in (0, 1000000], got 0"),
+        (lambda d: d["settings"].update(ncpus="two"),
+         "ncpus: expected an integer in 1..64, got 'two'"),
+        (lambda d: d["records"][0].update(depth="x"), "depth: expected an integer >= 0, got 'x'"),
         (lambda d: d["records"][1]["trace"].update(events=[{"op": "nope"}]), "trace:"),
         (lambda d: d["records"][1].update(other_trace=BAD_TRACE), "other_trace:"),
     ],
@@ -231,7 +234,184 @@ def test_a_setting_too_large_for_a_float_is_one_located_error(tmp_path: Path) ->
     with pytest.raises(InputError) as info:
         pr.load(path)
     line = info.value.one_line()
-    assert line.startswith(f"{path}:") and "timeout: expected a positive number" in line, line
+    assert line.startswith(f"{path}:") and "timeout: expected a number in (0, 1000000], got " \
+        "1e999" in line, line
+
+
+def _load_error(path: Path, policy: str | None = None) -> str:
+    """The one line `pr.load` refuses *path* with (checked to be a located InputError)."""
+    with pytest.raises(InputError) as info:
+        pr.load(path, policy)
+    line = info.value.one_line()
+    assert line.startswith(f"{path}:") and "\n" not in line, line
+    return line
+
+
+def _place(text: str, needle: str, offset: int = 0) -> str:
+    """``line:col`` of the one *needle* in *text* (plus *offset* characters)."""
+    assert text.count(needle) == 1, needle
+    pos = text.index(needle) + offset
+    return f"{text.count(chr(10), 0, pos) + 1}:{pos - text.rfind(chr(10), 0, pos)}"
+
+
+def test_a_proofs_file_that_is_not_utf8_is_one_located_error(tmp_path: Path) -> None:
+    """It was a UnicodeDecodeError (exit 70): load caught OSError only."""
+    text = pr.dumps(_sample()).replace('"policy": "linux-5.9"', '"policy": "linux-5.9\udcff"')
+    path = tmp_path / "p.json"
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    line = _load_error(path)
+    where = _place(text, "\udcff")
+    assert f"{path}:{where}: error: proofs file is not UTF-8: expected UTF-8 text, got byte " \
+        "0xff" == line  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("ncpus", "0.5", "ncpus: expected an integer in 1..64, got 0.5"),
+        ("ncpus", "1e30", "ncpus: expected an integer in 1..64, got 1e30"),
+        ("ncpus", "2.0", "ncpus: expected an integer in 1..64, got 2.0"),
+        ("ncpus", "65", "ncpus: expected an integer in 1..64, got 65"),
+        ("ldt_slots", "100000", "ldt_slots: expected an integer in 1..8192, got 100000"),
+        ("depth", "1.5", "depth: expected an integer >= 1, got 1.5"),
+        ("timeout", "1e7", "timeout: expected a number in (0, 1000000], got 1e7"),
+    ],
+)  # fmt: skip
+def test_settings_out_of_range_are_located_at_the_value(
+    tmp_path: Path, key: str, value: str, message: str
+) -> None:
+    """ncpus 0.5 or 1e30 and ldt_slots 100000 were ValueErrors of `Bounds` (exit 70), a
+    timeout of 1e7 an OverflowError later; the bounds are the ones `Bounds` accepts."""
+    text = pr.dumps(_sample())
+    recorded = json.loads(text)["settings"][key]
+    text = text.replace(f'"{key}": {recorded}', f'"{key}": {value}')
+    path = tmp_path / "p.json"
+    path.write_text(text)
+    where = _place(text, f'"{key}": {value}', len(f'"{key}": '))
+    assert f"{path}:{where}: error: {message}" == _load_error(path)
+
+
+def test_the_settings_bounds_are_the_worlds() -> None:
+    Bounds(ncpus=pr.NCPUS_MAX, ldt_slots=pr.LDT_SLOTS_MAX)
+    for wrong in ({"ncpus": pr.NCPUS_MAX + 1}, {"ldt_slots": pr.LDT_SLOTS_MAX + 1}):
+        with pytest.raises(ValueError, match="must be"):
+            Bounds(**wrong)
+
+
+def test_a_recorded_trace_without_events_is_one_located_error(tmp_path: Path) -> None:
+    """It was an IndexError in `pipeline.evaluate` (exit 70) when check replayed it."""
+    doc = json.loads(pr.dumps(_sample()))
+    (rec,) = [r for r in doc["records"] if "trace" in r]
+    rec["trace"]["events"] = []
+    text = json.dumps(doc, indent=2).replace('"events": []', '"events": [ ]')
+    path = tmp_path / "p.json"
+    path.write_text(text)
+    where = _place(text, "[ ]")
+    assert f"{path}:{where}: error: trace: no events: expected a counterexample of at least " \
+        "one event" == _load_error(path)  # fmt: skip
+
+
+def test_an_error_in_a_recorded_trace_is_located_at_the_field(tmp_path: Path) -> None:
+    """It was located at the start of the trace object; a 1e999 read back as 'Infinity'."""
+    doc = json.loads(pr.dumps(_sample()))
+    (rec,) = [r for r in doc["records"] if "trace" in r]
+    rec["trace"]["events"][0]["selector"] = 424242.5
+    text = json.dumps(doc, indent=2).replace("424242.5", "1e999")
+    path = tmp_path / "p.json"
+    path.write_text(text)
+    line = _load_error(path)
+    assert line.startswith(f"{path}:{_place(text, '1e999')}: error: trace: selector is not a "
+                           "number: expected"), line  # fmt: skip
+    assert line.endswith("got a float (1e999)"), line
+
+
+def test_a_recorded_migration_to_a_missing_cpu_is_located(tmp_path: Path) -> None:
+    """A CPU the recorded world (settings.ncpus) lacks was reported at <input>:1:1 by check."""
+    doc = json.loads(pr.dumps(_sample()))
+    (rec,) = [r for r in doc["records"] if "trace" in r]
+    rec["trace"]["events"].insert(0, {"op": "migrate", "cpu": 424242})
+    text = json.dumps(doc, indent=2)
+    path = tmp_path / "p.json"
+    path.write_text(text)
+    assert f"{path}:{_place(text, '424242')}: error: trace: migrate to CPU 424242: expected a " \
+        "CPU number in 0..1 (settings.ncpus is 2)" == _load_error(path)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle", "message"),
+    [
+        (lambda d: d["records"][0].update(engine="magic"), '"magic"',
+         "engine: expected one of bmc, houdini, kind, ni-bmc, ni-houdini, pdr, got 'magic'"),
+        (lambda d: d["records"][0].update(depth=1.5), "1.5", "depth: expected an integer >= 0"),
+        (lambda d: d["records"][1].update(params={"x": "zz"}), '"zz"',
+         "params.x: expected a number in 0x0..0xffffffffffffffff, got 'zz'"),
+    ],
+    ids=["engine", "record-depth", "param-value"],
+)  # fmt: skip
+def test_record_fields_are_checked_where_they_are(tmp_path: Path, edit, needle, message) -> None:  # type: ignore[no-untyped-def]
+    doc = json.loads(pr.dumps(_sample()))
+    doc["records"].sort(key=lambda r: "trace" in r)  # records[1] has the trace
+    edit(doc)
+    text = json.dumps(doc, indent=2)
+    path = tmp_path / "p.json"
+    path.write_text(text)
+    assert f"{path}:{_place(text, needle)}: error: {message}" in _load_error(path)
+
+
+def test_a_second_record_of_a_cell_is_refused(tmp_path: Path) -> None:
+    doc = json.loads(pr.dumps(_sample()))
+    doc["records"].append(dict(doc["records"][0]))
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(doc, indent=2))
+    assert "expected one record per invariant and CPU model" in _load_error(path)
+
+
+def test_a_proofs_file_of_another_policy_is_refused(tmp_path: Path) -> None:
+    text = pr.dumps(_sample())
+    path = tmp_path / "linux-4.6.json"
+    path.write_text(text)
+    assert f"{path}:{_place(text, chr(34) + 'linux-5.9')}: error: policy: expected 'linux-4.6' " \
+        "(the proofs of linux-4.6), got 'linux-5.9'" == _load_error(path, "linux-4.6")  # fmt: skip
+    assert pr.load(path, "linux-5.9").policy == "linux-5.9"
+
+
+def test_check_refuses_a_proofs_file_named_for_another_policy(tmp_path: Path) -> None:
+    """The file's own policy must be the one it is the proofs of (a later error in the file
+    makes check stop early even without that check)."""
+    doc = json.loads(pr.dumps(_sample()))
+    doc["policy"] = "linux-4.6"
+    doc["records"][0]["verdict"] = "MAYBE"
+    (tmp_path / "linux-5.9.json").write_text(json.dumps(doc, indent=2))
+    result = CliRunner().invoke(app, ["check", "--proofs", str(tmp_path), "--policy", "linux-5.9"])
+    assert result.exit_code == 2
+    assert "policy: expected 'linux-5.9' (the proofs of linux-5.9), got 'linux-4.6'" in (
+        result.output
+    )
+
+
+def test_evidence_short_of_events_or_parameters_does_not_replay() -> None:
+    """`pipeline.replay` of a recorded trace: too few events for a transition invariant was an
+    IndexError, a missing parameter a KeyError; both are "does not replay"."""
+    pol = load_checked("lutomirski-2016")
+    inv = INVARIANTS["selftest-wrbase"]
+    rec = RECORDED["lutomirski-2016"].records
+    (cell,) = [r for r in rec if (r.invariant, r.cpu) == ("selftest-wrbase", "intel")]
+    assert cell.trace is not None
+    events, model = list(cell.trace.events), CPU_MODELS["intel"]
+    tail = len(inv.events)
+    assert replay(pol, inv, model, Options(), events, cell.params, len(events) - tail)[0]
+
+    assert (False, "0 events, fewer than the invariant's own 2") == replay(
+        pol, inv, model, Options(), [], cell.params, -tail)
+    ok, why = replay(pol, inv, model, Options(), events, {}, len(events) - tail)
+    assert (False, "no value for the parameters b") == (ok, why)
+
+
+def test_check_reports_recorded_parameters_the_invariant_does_not_have() -> None:
+    rec = _cell("lutomirski-2016", "selftest-wrbase", "intel")
+    forged = replace(rec, params={**rec.params, "zz": 3})
+    (o,) = _only("lutomirski-2016", "selftest-wrbase", "intel", forged)
+    assert not o.agree and "parameters zz that selftest-wrbase does not have" in o.note
 
 
 def test_check_without_recorded_proofs_is_bad_input(tmp_path: Path) -> None:

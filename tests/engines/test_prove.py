@@ -172,11 +172,14 @@ def test_counterexample_itf_uses_bigints() -> None:
     [
         (["prove", "linux-5.9", "--invariant", "nope"], "unknown invariant 'nope'"),
         (["prove", "linux-5.9", "--depth", "0"], "--depth 0: expected a positive number"),
-        (["prove", "linux-5.9", "--timeout", "-1"], "--timeout -1.0: expected a positive number"),
-        (["prove", "linux-5.9", "--timeout", "nan"], "--timeout nan: expected a positive number"),
-        (["prove", "linux-5.9", "--timeout", "inf"], "--timeout inf: expected a positive number"),
+        (["prove", "linux-5.9", "--timeout", "-1"],
+         "--timeout -1.0: expected a number in (0, 1000000]"),
+        (["prove", "linux-5.9", "--timeout", "nan"],
+         "--timeout nan: expected a number in (0, 1000000]"),
+        (["prove", "linux-5.9", "--timeout", "inf"],
+         "--timeout inf: expected a number in (0, 1000000]"),
         (["counterexample", "linux-5.9", "Q1a", "--timeout", "inf"],
-         "--timeout inf: expected a positive number"),
+         "--timeout inf: expected a number in (0, 1000000]"),
         (["prove", "linux-5.9", "--output", "."], "--output .: is a directory"),
         (["prove", "linux-5.9", "--output", "/nonexistent-fsgs/r.json"],
          "there is no directory /nonexistent-fsgs: expected a file in an existing directory"),
@@ -196,6 +199,25 @@ def test_prove_bad_input_is_one_line_and_exit_2(args: list[str], needle: str) ->
     assert 1 == len(lines), result.stderr
     assert needle in lines[0]
     assert lines[0].startswith("<command line>:1:1: error: ")
+
+
+def test_the_text_report_shows_names_and_reasons_as_they_are() -> None:
+    """A policy name, an invariant id or a reason with rich markup in it ('[/x]' was a
+    MarkupError, '[bold]' vanished) is printed as written."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from fsgs_smt.engines.verdict import Verdict  # noqa: PLC0415
+    from fsgs_smt.proving import Result  # noqa: PLC0415
+    from fsgs_smt.reports import render_text  # noqa: PLC0415
+
+    policy = replace(load_checked("linux-5.9"), name="pol[/x]")
+    (inv,) = select_invariants(None, ["Q1a"])
+    verdict = Verdict(status=Status.UNKNOWN, depth=0, engine="bmc", reason="why [/y] [bold]z")
+    text = render_text(policy, [Result(replace(inv, id="inv[bold]"), "intel", verdict)])
+
+    assert "pol[/x]: 1 invariants" in text
+    assert "inv[bold]" in text
+    assert "inv[bold] on intel: why [/y] [bold]z" in text
 
 
 def test_bounded_is_not_a_pass_unless_accepted() -> None:

@@ -3,8 +3,8 @@
 
 `native_skip_reason()` says why native replay cannot run here ("" when it can); it reads
 the machine directly (platform, gcc on PATH, ``getauxval(AT_HWCAP2)`` through ctypes) so
-that it does not depend on the code under test. `requires_gcc` and `requires_native` are
-the markers; a skipped test says why.
+that it does not depend on the code under test (only `wrong_model` asks the prober).
+`requires_gcc` and `requires_native` are the markers; a skipped test says why.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import shutil
 import sys
 
 import pytest
+
+from fsgs_smt.native.machine import probe
 
 AT_HWCAP2 = 26
 HWCAP2_FSGSBASE = 1 << 1
@@ -55,3 +57,14 @@ requires_gcc = pytest.mark.skipif(bool(gcc_skip_reason()), reason=gcc_skip_reaso
 requires_native = pytest.mark.skipif(
     bool(native_skip_reason()), reason=native_skip_reason() or "-"
 )
+
+
+@functools.cache
+def wrong_model() -> tuple[str, str, str]:
+    """A CPU model this machine is not, for the tests that must see a mismatch, with the GS
+    base it predicts and the one the machine shows after L07's ``wrgsbase 0xaaa000; mov $1,
+    %gs``: amd-legacy keeps the base on a null load, the others clear it. The machine may be
+    either (an amd-zen3 guest once, an amd-legacy one since 2026-12)."""
+    if probe().cpu_model == "amd-legacy":
+        return "intel", "0x0", "0xaaa000"
+    return "amd-legacy", "0xaaa000", "0x0"

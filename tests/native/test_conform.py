@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -55,7 +56,7 @@ from fsgs_smt.semantics.events import (
     op_name,
 )
 from fsgs_smt.traces.fsgs_json import load_trace
-from tests.native.conftest import requires_native
+from tests.native.conftest import requires_native, wrong_model
 from tests.native.test_run import _as_seen_in_ci, _interrupted_case, _native
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -246,28 +247,31 @@ def test_cli_conform_text(tmp_path: Path) -> None:
 
 @requires_native
 def test_cli_conform_disagreement_is_written_and_exits_1(tmp_path: Path) -> None:
-    """Against amd-legacy L07 disagrees: exit 1, the trace (with cpu) in --output, which
-    `simulate` and `replay` read; an unsupported litmus trace is skipped and counted."""
+    """Against a model this machine is not, L07 disagrees: exit 1, the trace (with cpu) in
+    --output, which `simulate` and `replay` read; an unsupported litmus trace is skipped and
+    counted."""
     litmus = _litmus(tmp_path, "L07.json", "L08.json")
     (litmus / "bad-setregs.json").write_text(
         '{"format": "fsgs-trace/1", "events": [{"op": "ptrace_setregs", "fields": '
         '{"ip": "0x0"}}]}'
     )
     out = tmp_path / "dis.json"
+    model, predicted, observed = wrong_model()
     result = runner.invoke(app, ["conform", "--random", "0", "--litmus", str(litmus),
-                                 "--cpu", "amd-legacy", "--output", str(out)])  # fmt: skip
+                                 "--cpu", model, "--output", str(out)])  # fmt: skip
 
     assert 1 == result.exit_code, result.stderr
     assert (f"DISAGREES {litmus / 'L07.json'} (never: 0 of 10 recheck runs agree): event 1 "
             "mov_seg state: predicted "
-            "fs (0x0, 0x0) gs (0x1, 0xaaa000), observed fs (0x0, 0x0) gs (0x1, 0x0) x1") in (
+            f"fs (0x0, 0x0) gs (0x1, {predicted}), observed fs (0x0, 0x0) gs (0x1, {observed}) "
+            "x1") in (
         result.stdout.splitlines())  # fmt: skip
     assert f"skipped {litmus / 'bad-setregs.json'}: event 0 ptrace_setregs changes ip" in (
         result.stdout)
     assert "traces: 1 agree, 1 disagree, 1 skipped (cannot run here)" in result.stdout
     assert f"first disagreeing trace ({litmus / 'L07.json'}) written to {out}" in result.stdout
     written = load_trace(out).trace
-    assert "amd-legacy" == written.cpu
+    assert model == written.cpu
     assert load_trace(GOLDEN / "L07.json").trace.events == written.events
 
 
@@ -276,13 +280,14 @@ def test_cli_conform_json(tmp_path: Path) -> None:
     """--format json: the counts, and each disagreement with its trace and report."""
     litmus = _litmus(tmp_path, "L07.json")
     out = tmp_path / "dis.json"
+    model = wrong_model()[0]
     result = runner.invoke(app, ["conform", "--random", "2", "--litmus", str(litmus),
-                                 "--cpu", "amd-legacy", "--format", "json",
+                                 "--cpu", model, "--format", "json",
                                  "--output", str(out)])  # fmt: skip
 
     doc = json.loads(result.stdout)
     assert 1 == result.exit_code
-    assert ("linux-5.9", "amd-legacy", 2, 3) == (doc["policy"], doc["cpu"], doc["random"],
+    assert ("linux-5.9", model, 2, 3) == (doc["policy"], doc["cpu"], doc["random"],
                                                 doc["traces"])  # fmt: skip
     names = [d["name"] for d in doc["disagreements"]]
     assert str(litmus / "L07.json") in names
@@ -305,7 +310,7 @@ def test_cli_conform_json(tmp_path: Path) -> None:
         (["--recheck", "-1"], "--recheck -1: expected an integer >= 0"),
         (["--random", "0"], "--random 0 and no --litmus"),
         (["--litmus", "/nonexistent/dir"], "--litmus /nonexistent/dir: expected a directory"),
-        (["--cpu", "arm"], "--cpu arm"),
+        (["--cpu", "arm"], "--cpu 'arm'"),
         (["--policy", "linux-9.9"], "linux-9.9"),
     ],
 )
@@ -334,6 +339,30 @@ def test_cli_conform_litmus_errors_are_located(tmp_path: Path) -> None:
 
     assert 2 == result.exit_code
     assert result.stderr.startswith(f"{bad / 'x.json'}:1:")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux machine's facts")
+def test_cli_conform_locates_a_litmus_migration_to_a_missing_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model's world has 2 CPUs: a litmus migrate to CPU 5 is bad input at its value (it
+    was <input>:1:1), found before anything is compiled (the machine's facts are faked)."""
+    fake = dataclasses.replace(probe(run_probes=False), fsgsbase=True, arch="x86_64",
+                               gcc="/usr/bin/gcc", cpu_model="intel")  # fmt: skip
+    monkeypatch.setattr(machine, "probe", lambda **_: fake)
+    litmus = tmp_path / "litmus"
+    litmus.mkdir()
+    (litmus / "m.json").write_text(
+        '{"format": "fsgs-trace/1",\n "events": [{"op": "yield"},\n  {"op": "migrate", "cpu": 5}]}'
+    )
+
+    result = runner.invoke(app, ["conform", "--random", "0", "--litmus", str(litmus)])
+
+    assert (2, "") == (result.exit_code, result.stdout)
+    where = f"{litmus / 'm.json'}:3:28"
+    assert [f"{where}: error: migrate to CPU 5: expected a CPU number in 0..1"] == (
+        result.stderr.splitlines()
+    )
 
 
 def test_cli_conform_cannot_run_here(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -242,12 +242,20 @@ BAD_INPUT = [
             "format and events, got an array"
         ),
     ),
-    ('{"events": []}', "t.json:1:1: error: missing key 'format' in trace document"),
+    (
+        '{"events": []}',
+        "t.json:1:1: error: missing key 'format' in trace document: expected an object with "
+        "keys format and events",
+    ),
     (
         '{"format": "fsgs-trace/2", "events": []}',
         "t.json:1:12: error: unsupported format 'fsgs-trace/2': expected 'fsgs-trace/1'",
     ),
-    ('{"format": "fsgs-trace/1"}', "t.json:1:1: error: missing key 'events' in trace document"),
+    (
+        '{"format": "fsgs-trace/1"}',
+        "t.json:1:1: error: missing key 'events' in trace document: expected an object with "
+        "keys format and events",
+    ),
     (
         '{"format": "fsgs-trace/1", "events": [], "loop": 1}',
         (
@@ -289,7 +297,10 @@ BAD_INPUT = [
             "'op' key, got 'mov_seg'"
         ),
     ),
-    (_doc('{"seg": "gs"}'), "t.json:2:1: error: missing key 'op' in event"),
+    (
+        _doc('{"seg": "gs"}'),
+        "t.json:2:1: error: missing key 'op' in event: expected an object with an 'op' key",
+    ),
     (
         _doc('{"op": "wrbase_gs"}'),
         (
@@ -320,7 +331,8 @@ BAD_INPUT = [
     ),
     (
         _doc('{"op": "mov_seg", "seg": "gs"}'),
-        "t.json:2:1: error: missing key 'selector' in mov_seg event",
+        "t.json:2:1: error: missing key 'selector' in mov_seg event: expected the keys seg and "
+        "selector",
     ),
     (
         _doc('{"op": "mov_seg", "seg": "es", "selector": 0}'),
@@ -348,7 +360,7 @@ BAD_INPUT = [
         _doc('{"op": "mov_seg", "seg": "gs", "selector": 7.0}'),
         (
             't.json:2:44: error: selector is not a number: expected a hex string like "0x7" or a '
-            "JSON integer, got a float"
+            "JSON integer, got a float (7.0)"
         ),
     ),
     (
@@ -409,7 +421,8 @@ BAD_INPUT = [
     ),
     (
         _doc('{"op": "arch_prctl", "code": "SET_GS"}'),
-        "t.json:2:1: error: missing key 'value' in arch_prctl event (needed with SET_GS)",
+        "t.json:2:1: error: missing key 'value' in arch_prctl event: expected a value with "
+        "SET_GS",
     ),
     (
         _doc('{"op": "arch_prctl", "code": "GET_GS", "value": "0x0"}'),
@@ -519,7 +532,8 @@ BAD_INPUT = [
     ),
     (
         _doc('{"op": "ptrace_setregs"}'),
-        "t.json:2:1: error: missing key 'fields' in ptrace_setregs event",
+        "t.json:2:1: error: missing key 'fields' in ptrace_setregs event: expected the key "
+        "fields",
     ),
     (
         _doc('{"op": "ptrace_setregs", "fields": []}'),
@@ -538,7 +552,7 @@ BAD_INPUT = [
         (
             "t.json:2:48: error: gs_base is not a number: expected a hex string like "
             '"0x7" or a JSON '
-            "integer, got a float"
+            "integer, got a float (1.5)"
         ),
     ),
     (
@@ -579,7 +593,10 @@ def test_load_trace_reports_a_missing_file(tmp_path: pathlib.Path) -> None:
     with pytest.raises(InputError) as info:
         load_trace(path)
 
-    assert f"{path}:1:1: error: cannot read trace file: No such file or directory" == (
+    assert (
+        f"{path}:1:1: error: cannot read trace file: No such file or directory: expected a "
+        "readable file"
+    ) == (
         info.value.one_line()
     )
 
@@ -589,13 +606,13 @@ def test_load_trace_reports_a_directory(tmp_path: pathlib.Path) -> None:
     with pytest.raises(InputError) as info:
         load_trace(tmp_path)
 
-    assert f"{tmp_path}:1:1: error: cannot read trace file: Is a directory" == (
-        info.value.one_line()
-    )
+    assert (
+        f"{tmp_path}:1:1: error: cannot read trace file: Is a directory: expected a readable file"
+    ) == info.value.one_line()
 
 
 def test_load_trace_reports_text_that_is_not_utf8(tmp_path: pathlib.Path) -> None:
-    """Bytes that are not UTF-8 are an InputError at line 1, col 1 naming the byte."""
+    """Bytes that are not UTF-8 are an InputError at the first bad byte, naming it."""
     path = tmp_path / "latin1.json"
     path.write_bytes(b'{"format": "fsgs-trace/1", "events": [], "x": "\xe9"}')
 
@@ -603,8 +620,7 @@ def test_load_trace_reports_text_that_is_not_utf8(tmp_path: pathlib.Path) -> Non
         load_trace(path)
 
     assert (
-        f"{path}:1:1: error: trace file is not UTF-8: expected UTF-8 text, got byte 0xe9 at "
-        "offset 47"
+        f"{path}:1:48: error: trace file is not UTF-8: expected UTF-8 text, got byte 0xe9"
     ) == info.value.one_line()
 
 

@@ -19,6 +19,7 @@ from fsgs_smt.traces.jsonpos import (
     JNumber,
     JObject,
     JString,
+    decode_utf8,
     jtype_name,
     parse_json,
     to_python,
@@ -183,6 +184,33 @@ def test_columns_count_code_points() -> None:
 
     assert isinstance(root, JArray)
     assert 7 == root.items[1].span.col
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        (b'{"a":\n  "\xe9"}', "2:4"),
+        (b'\xef\xbb\xbf[1,\r\n\r"\xc3\xa9\xf0\x9f\x98\x80\xff"]', "3:4"),  # BOM, CR LF, CR
+        (b"\xff", "1:1"),
+        (b'["\xc3"]', "1:3"),  # a sequence cut short
+    ],
+    ids=["second-line", "bom-crlf-cr-multibyte", "first-byte", "truncated-sequence"],
+)
+def test_bytes_that_are_not_utf8_are_located_where_the_parser_counts(
+    data: bytes, where: str
+) -> None:
+    """The first bad byte is at the line and column `parse_json` would give it (code points;
+    CR LF, LF and lone CR end lines; a byte-order mark is not counted), not at 1:1."""
+    with pytest.raises(InputError) as info:
+        decode_utf8(data, "f.json", "trace file")
+
+    line = info.value.one_line()
+    assert line.startswith(f"f.json:{where}: error: trace file is not UTF-8: expected UTF-8 "
+                           "text, got byte 0x"), line  # fmt: skip
+
+
+def test_decode_utf8_skips_a_byte_order_mark() -> None:
+    assert "[1]" == decode_utf8(b"\xef\xbb\xbf[1]", "f.json", "trace file")
 
 
 def test_string_escapes_are_decoded() -> None:
