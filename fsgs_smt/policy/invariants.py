@@ -359,7 +359,7 @@ def load_invariants(path: Path) -> list[Invariant]:
     Raises:
         InputError: malformed YAML, unknown keys or names, type errors, duplicate ids.
     """
-    text, node = _read(path)
+    text, node = _read(path, "invariants file")
     w = _InvWalker(str(path), text)
     top = w.mapping(node, "invariants file", ("fsgs-invariants", "invariants"))
     version = w.require(top, "fsgs-invariants", node, "invariants file")

@@ -523,8 +523,9 @@ class _Walker:
         return value, self.span(key)
 
 
-def _read(path: Path) -> tuple[str, yaml.Node]:
-    """The text of a YAML file (newlines translated as text files read) and its node tree.
+def _read(path: Path, kind: str = "policy file") -> tuple[str, yaml.Node]:
+    """The text of a YAML file (newlines translated as text files read) and its node tree;
+    *kind* names the file in messages ("policy file", "invariants file", ...).
 
     Raises:
         InputError: unreadable, not UTF-8, malformed YAML, or refused by `_Loader`.
@@ -533,10 +534,12 @@ def _read(path: Path) -> tuple[str, yaml.Node]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise InputError(Span(file, 1, 1), "no such policy file") from None
+        raise InputError(Span(file, 1, 1), f"no such {kind}: expected a readable file") from None
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise InputError(Span(file, 1, 1), f"cannot read policy file: {reason}") from None
+        raise InputError(
+            Span(file, 1, 1), f"cannot read {kind}: {reason}: expected a readable file"
+        ) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -544,13 +547,13 @@ def _read(path: Path) -> tuple[str, yaml.Node]:
         col = len(data[line_start : exc.start].decode("utf-8", errors="replace")) + 1
         raise InputError(
             Span(file, data.count(b"\n", 0, exc.start) + 1, col),
-            f"policy file is not UTF-8: expected UTF-8 text, got byte 0x{data[exc.start]:02x}",
+            f"{kind} is not UTF-8: expected UTF-8 text, got byte 0x{data[exc.start]:02x}",
         ) from None
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text, _compose(text, file)
+    return text, _compose(text, file, kind)
 
 
-def _compose(text: str, file: str) -> yaml.Node:
+def _compose(text: str, file: str, kind: str = "policy file") -> yaml.Node:
     """The node tree of *text*, composed by `_Loader`.
 
     Raises:
@@ -586,7 +589,7 @@ def _compose(text: str, file: str) -> yaml.Node:
     finally:
         loader.dispose()
     if node is None:
-        raise InputError(Span(file, 1, 1), "empty policy file: expected a mapping")
+        raise InputError(Span(file, 1, 1), f"empty {kind}: expected a mapping")
     return node
 
 
@@ -636,7 +639,7 @@ def load_policy(path: Path) -> ast.Policy:
                 ) from None
             if not found:
                 raise w.error(inc_node, f"include: no such file {str(inc_path)!r}")
-            inc_text, lib_node = _read(inc_path)
+            inc_text, lib_node = _read(inc_path, "policy library")
             digest.update(inc_text.encode())
             lw = _Walker(str(inc_path), inc_text)
             lib = lw.mapping(lib_node, "policy library", LIB_KEYS)

@@ -417,6 +417,12 @@ def test_an_invariants_file_that_is_not_utf8_is_located(tmp_path: Path) -> None:
     assert "invariants file is not UTF-8: expected UTF-8 text, got byte 0xe9" == message
 
 
+def test_an_empty_invariants_file_is_not_called_a_policy_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "# nothing yet\n", "empty.yaml")
+    message = error_line(invoke("prove", "linux-5.9", "--invariants", str(path)), f"{path}:1:1")
+    assert "empty invariants file: expected a mapping" == message
+
+
 @pytest.mark.parametrize(
     ("keep", "message"),
     [
