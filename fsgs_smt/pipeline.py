@@ -34,7 +34,7 @@ from fsgs_smt.errors import InputError
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.invariants import Invariant, check_cpus
 from fsgs_smt.semantics.cpu import CpuModel
-from fsgs_smt.semantics.events import Event, Trace
+from fsgs_smt.semantics.events import Event, Trace, Yield
 from fsgs_smt.semantics.props import Evaluator, result_names, view
 from fsgs_smt.semantics.state import Bounds
 from fsgs_smt.sim import bounds_for, make_semantics, simulate
@@ -532,6 +532,22 @@ def _shrink(
     return with_params(values), values
 
 
+def _not_own_events(inv: Invariant, tail: list[Event], params: Mapping[str, int]) -> str:
+    """Why *tail* is not the invariant's own events with *params* ("" when it is): each
+    event as written with the parameters put in, an ``other: any`` yield with at most one
+    action of the other task (any action, any values)."""
+    from fsgs_smt.encode.property import substitute_params  # noqa: PLC0415
+    from fsgs_smt.policy.invariants import is_any_other  # noqa: PLC0415
+
+    for i, (raw, event) in enumerate(zip(inv.events, tail, strict=True)):
+        if is_any_other(raw):
+            if not (isinstance(event, Yield) and len(event.other) <= 1):
+                return f"{inv.id}'s own event {i} is a yield of at most one other-task action"
+        elif event != substitute_params(raw, params):
+            return f"{inv.id}'s own event {i} is not as the invariant writes it with the parameters"
+    return ""
+
+
 def _n(inv: Invariant) -> int:
     return len(inv.events) if inv.kind == "transition" else 0
 
@@ -595,6 +611,9 @@ def replay(
     missing = sorted(set(inv.params) - set(params))
     if missing:
         return False, f"no value for the parameters {', '.join(missing)}"
+    wrong = _not_own_events(inv, events[prefix:], params)
+    if wrong:
+        return False, wrong
     holds, _ = evaluate(policy, inv, model, options, events, params, prefix)
     if holds:
         return False, f"{inv.id} holds after the {len(events)} events on the simulator"

@@ -407,6 +407,28 @@ def test_evidence_short_of_events_or_parameters_does_not_replay() -> None:
     assert (False, "no value for the parameters b") == (ok, why)
 
 
+def test_evidence_whose_own_events_are_not_the_invariants_does_not_replay() -> None:
+    """The last events of a recorded transition counterexample must be the invariant's own
+    with the recorded parameters: a forged ``wrbase gs, b+1`` breaks selftest-wrbase's
+    ``after.gs_base == p.b`` on the simulator, and was confirmed."""
+    pol = load_checked("lutomirski-2016")
+    inv = INVARIANTS["selftest-wrbase"]
+    cell = _cell("lutomirski-2016", "selftest-wrbase", "intel")
+    assert cell.trace is not None
+    events, model = list(cell.trace.events), CPU_MODELS["intel"]
+    at = len(events) - len(inv.events)
+    wrbase = events[at]
+    assert isinstance(wrbase, ev.WrBase)
+    forged = [*events[:at], replace(wrbase, value=cell.params["b"] + 1), *events[at + 1 :]]
+    why = "selftest-wrbase's own event 0 is not as the invariant writes it with the parameters"
+    assert (False, why) == replay(pol, inv, model, Options(), forged, cell.params, at)
+    two = ev.Yield(other=(ev.MovSeg(seg=ev.Seg.GS, selector=0),
+                          ev.MovSeg(seg=ev.Seg.FS, selector=0)))
+    assert (False, "selftest-wrbase's own event 1 is a yield of at most one other-task "
+            "action") == replay(pol, inv, model, Options(), [*events[:-1], two], cell.params,
+                                at)  # fmt: skip
+
+
 def test_check_reports_recorded_parameters_the_invariant_does_not_have() -> None:
     rec = _cell("lutomirski-2016", "selftest-wrbase", "intel")
     forged = replace(rec, params={**rec.params, "zz": 3})
