@@ -13,6 +13,7 @@ import enum
 import io
 import json
 import math
+import re
 import sys
 import tempfile
 from collections.abc import Callable
@@ -78,9 +79,18 @@ _USAGE_ERROR: type[Exception] = next(
 def _show_usage_error(self: Any, file: object = None) -> None:
     """Bad options are bad input: one located line on stderr (exit code 2 is click's)."""
     del file
-    where = f" ({self.ctx.command_path})" if self.ctx is not None else ""
-    text = " ".join(self.format_message().split())
-    print(f"{CLI_SPAN}: error: {text}{where}", file=sys.stderr)
+    path = self.ctx.command_path if self.ctx is not None else "fsgs-smt"
+    text = " ".join(self.format_message().split()).rstrip(".")
+    kind = type(self).__name__
+    if re.search(r"\bexpected\b|should be|one of", text, re.IGNORECASE):
+        pass  # click already says what it wants ("Input should be a valid integer")
+    elif kind == "MissingParameter":
+        text += f": expected it on the command line, as '{path} --help' shows"
+    elif kind == "NoSuchOption":
+        text += f": expected an option that '{path} --help' lists"
+    else:
+        text += f": expected the usage that '{path} --help' shows"
+    print(f"{CLI_SPAN}: error: {text} ({path})", file=sys.stderr)
 
 
 _USAGE_ERROR.show = _show_usage_error  # type: ignore[attr-defined]

@@ -589,3 +589,25 @@ def test_simulate_table_shows_yield_other(tmp_path: Path) -> None:
     result = simulate(path)
     assert 0 == result.exit_code
     assert "mov_seg" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["counterexample"], "Missing argument 'policy': expected it on the command line, as "
+         "'fsgs-smt counterexample --help' shows (fsgs-smt counterexample)"),
+        (["prove", "--bogus"], "No such option: --bogus (Possible options: --jobs): expected an "
+         "option that 'fsgs-smt prove --help' lists (fsgs-smt prove)"),
+        (["prove", "a", "b"], "Got unexpected extra argument(s) (b): expected the usage that "
+         "'fsgs-smt prove --help' shows (fsgs-smt prove)"),
+        (["nope"], "No such command 'nope': expected the usage that 'fsgs-smt --help' shows "
+         "(fsgs-smt)"),
+        (["prove", "--engine", "x"], "Invalid value for '--engine': Value error, 'x' is not one "
+         "of 'auto', 'bmc', 'kind', 'pdr' (fsgs-smt prove)"),
+    ],
+    ids=["missing-argument", "unknown-option", "extra-argument", "unknown-command", "bad-choice"],
+)  # fmt: skip
+def test_a_usage_error_says_what_was_expected(args: list[str], message: str) -> None:
+    """click's own usage errors end in ': expected ...' as ours do, unless click's text
+    already says what it wants (a choice, a type)."""
+    assert message == error_line(invoke(*args), CLI)
