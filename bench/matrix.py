@@ -38,8 +38,7 @@ def main() -> None:
     recorded = None
     settings = pr.Settings()
     if args.warm:
-        recorded = {n: pr.load(pr.path_for(args.proofs, n)) for n in policies}
-        settings = next(iter(recorded.values())).settings
+        recorded = {n: pr.load(pr.path_for(args.proofs, n)) for n in policies}  # own settings
     print(f"{'policy':<16}{'invariant':<36}{'cpu':<12}{'verdict':<13}{'seconds':>8}")
 
     def line(o: pr.Outcome) -> None:

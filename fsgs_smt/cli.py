@@ -565,8 +565,7 @@ def check_cmd(
                 raise InputError(Span(str(path), 1, 1), f"no recorded proofs for {name}: "
                                  "expected the file (create it with fsgs-smt check --update)")
             recorded[name] = pr.load(path, name)
-        settings = next(iter(recorded.values())).settings
-        results = pr.decide_matrix(selected, invs, cpus, settings, solver=solver.value,
+        results = pr.decide_matrix(selected, invs, cpus, pr.Settings(), solver=solver.value,
                                    jobs=jobs, recorded=recorded, full=full, progress=tick)
         outcomes = [o for _, o in results] + pr.stale_records(recorded, invs)
         print(render_check(outcomes, fmt.value, updated=False), end="")

@@ -15,7 +15,8 @@ and the evidence:
 * VIOLATED: the counterexample as an fsgs-trace/1 document (``fsgs-smt simulate`` replays
   it) and the values of the invariant's parameters.
 
-``check`` decides every cell again and compares the verdict and depth:
+``check`` decides every cell again and compares the verdict and depth, and for a PROVED
+cell the names of the lemmas:
 
 * a PROVED cell is proved again from scratch in fresh solvers, starting Houdini from the
   recorded lemmas (a recorded name only narrows the search; if the recorded set is no
@@ -414,6 +415,9 @@ def _run_group(group: _Group) -> list[tuple[Record, Outcome]]:
             agree = rec is not None and (rec.verdict, rec.depth) == (now.verdict, now.depth)
             agree = agree and not note.startswith(BAD_EVIDENCE)
             said = note if cpu == group.cpu else f"as {group.cpu}, the same architecture"
+            if agree and rec is not None and set(rec.lemmas) != set(now.lemmas):
+                agree = False  # the certificate is part of the record, as the verdict is
+                said = _lemma_difference(rec.lemmas, now.lemmas) + "; " + said
             if rec is not None and (rec.policy_sha256, rec.invariant_sha256) != (
                 now.policy_sha256, now.invariant_sha256,
             ):  # fmt: skip
@@ -427,6 +431,15 @@ def _run_group(group: _Group) -> list[tuple[Record, Outcome]]:
                 agree=agree, note=said.strip("; "), seconds=seconds if cpu == group.cpu else 0.0,
             )))  # fmt: skip
     return out
+
+
+def _lemma_difference(recorded: tuple[str, ...], now: tuple[str, ...]) -> str:
+    """What differs between the recorded and the re-checked inductive invariant."""
+    extra = sorted(set(recorded) - set(now))
+    missing = sorted(set(now) - set(recorded))
+    parts = [f"recorded but not in the proof: {', '.join(extra)}"] if extra else []
+    parts += [f"in the proof but not recorded: {', '.join(missing)}"] if missing else []
+    return "the lemmas differ (" + "; ".join(parts) + ")"
 
 
 def _decide(
@@ -503,9 +516,11 @@ def decide_matrix(
 ) -> list[tuple[Record, Outcome]]:  # fmt: skip
     """Decide (``recorded`` None) or re-check every policy x invariant x CPU model.
 
-    Each policy is decided once per architecture (`same_architecture`): a CPU model with
-    the same parameters as one before it in *cpus* gets that model's verdicts. Groups of one
-    policy on one architecture run in parallel with ``jobs > 1``.
+    A policy with a proofs file in *recorded* is re-checked with that file's settings
+    (*settings* is for the others). Each policy is decided once per architecture
+    (`same_architecture`): a CPU model with the same parameters as one before it in *cpus*
+    gets that model's verdicts. Groups of one policy on one architecture run in parallel
+    with ``jobs > 1``.
     """
     solver = backend.resolve(solver)
     groups = []
@@ -517,7 +532,8 @@ def decide_matrix(
             if recorded is not None:
                 recs = tuple(tuple(by_key.get((inv.id, cpu)) for inv in invariants)
                              for cpu in same)  # fmt: skip
-            groups.append(_Group(name, same, tuple(invariants), settings, solver, recs, full))
+            own = pf.settings if pf is not None else settings  # as recorded, per policy
+            groups.append(_Group(name, same, tuple(invariants), own, solver, recs, full))
     chunks: list[list[tuple[Record, Outcome]]] = []
     if jobs > 1 and len(groups) > 1:
         # a fresh process per group (forked from a server that has imported fsgs-smt):

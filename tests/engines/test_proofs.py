@@ -582,3 +582,38 @@ def test_the_null_selector_lemma_holds_only_where_a_null_load_clears_the_base() 
     inv = "kernel-never-loads-noncanonical"
     assert lemma in _cell("linux-4.6", inv, "intel").lemmas
     assert lemma not in _cell("linux-4.6", inv, "amd-legacy").lemmas
+
+
+def test_each_policy_is_rechecked_with_its_own_recorded_settings(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Two proofs files with different settings: each policy's cells are re-checked with
+    the settings recorded in its own file, not with the first file's."""
+    seen: dict[str, pr.Settings] = {}
+    decide_as_before = pr._decide
+
+    def decide(policy, inv, group, rec, hints):  # type: ignore[no-untyped-def]
+        seen[group.policy_ref] = group.settings
+        return decide_as_before(policy, inv, group, rec, hints)
+
+    monkeypatch.setattr(pr, "_decide", decide)
+    inv = "ptrace-roundtrip-accepted"
+    recorded = {
+        "linux-5.9": replace(RECORDED["linux-5.9"], records=(_cell("linux-5.9", inv, "intel"),),
+                             settings=replace(RECORDED["linux-5.9"].settings, depth=1)),
+        "linux-4.7": replace(RECORDED["linux-4.7"], records=(_cell("linux-4.7", inv, "intel"),),
+                             settings=replace(RECORDED["linux-4.7"].settings, depth=2)),
+    }  # fmt: skip
+    results = pr.decide_matrix(["linux-5.9", "linux-4.7"], [INVARIANTS[inv]], ["intel"],
+                               pr.Settings(), recorded=recorded)  # fmt: skip
+    assert [o.agree for _, o in results] == [True, True]
+    assert (seen["linux-5.9"].depth, seen["linux-4.7"].depth) == (1, 2)
+
+
+def test_check_reports_recorded_lemmas_that_are_not_the_proofs() -> None:
+    """The certificate is part of the record: a lemma name that the proof does not have
+    (here one fsgs-smt never generates) is a difference, though the verdict is the same."""
+    rec = _cell("linux-5.9", "Q1a", "intel")
+    assert rec.verdict == "PROVED" and rec.lemmas
+    forged = replace(rec, lemmas=(*rec.lemmas, "no such lemma"))
+    (o,) = _only("linux-5.9", "Q1a", "intel", forged)
+    assert o.now == "PROVED" and not o.agree
+    assert "the lemmas differ (recorded but not in the proof: no such lemma)" in o.note
