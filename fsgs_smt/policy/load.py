@@ -49,6 +49,13 @@ _YAML_TAG = "tag:yaml.org,2002:"
 _PROPERTIES = re.compile(r"(?:&[0-9A-Za-z_-]+|![^\s]*|\s+|#[^\n]*)*")
 _BREAKS = "\r\n\x85\u2028\u2029"
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# line breaks of YAML 1.1 that most editors show inside a line: refused, so that every
+# line:column fsgs-smt reports is the one the editor shows
+_ODD_BREAK = re.compile("[\x85\u2028\u2029]")
+_ODD_BREAK_NAMES = {
+    "\x85": "NEXT LINE", "\u2028": "LINE SEPARATOR", "\u2029": "PARAGRAPH SEPARATOR",
+}  # fmt: skip
+_ODD_BREAK_ESCAPES = {"\x85": "N", "\u2028": "L", "\u2029": "P"}
 _ESCAPES: dict[str, str] = yaml.scanner.Scanner.ESCAPE_REPLACEMENTS
 _ESCAPE_CODES: dict[str, int] = yaml.scanner.Scanner.ESCAPE_CODES
 # significant digits beyond which a YAML integer is refused unconverted (2**64-1 has 64
@@ -560,6 +567,15 @@ def _compose(text: str, file: str, kind: str = "policy file") -> yaml.Node:
         InputError: a control character, malformed YAML, or what `_Loader` refuses.
     """
     at = Locator(text, Span(file, 1, 1)).at
+    odd = _ODD_BREAK.search(text)
+    if odd is not None:  # YAML 1.1 breaks lines there; editors and our positions do not
+        ch = odd.group()
+        raise InputError(
+            at(odd.start()),
+            f"malformed YAML: line break U+{ord(ch):04X} ({_ODD_BREAK_NAMES[ch]}): expected "
+            "'\\n' line breaks (a double-quoted string may write it as an escape, "
+            f"\\{_ODD_BREAK_ESCAPES[ch]})",
+        )
     try:
         loader = _Loader(text, file)
     except yaml.reader.ReaderError as exc:  # a control character, anywhere in the text

@@ -489,6 +489,17 @@ def test_a_control_character_is_located_where_it_is(tmp_path: Path, char: str) -
     assert message.startswith(f"malformed YAML: control character U+{ord(char):04X}: expected")
 
 
+@pytest.mark.parametrize(("char", "name"), [("\x85", "NEXT LINE"), ("\u2028", "LINE SEPARATOR"),
+                                          ("\u2029", "PARAGRAPH SEPARATOR")])  # fmt: skip
+def test_a_yaml_11_line_break_is_refused_where_it_is(tmp_path: Path, char: str, name: str) -> None:
+    """PyYAML breaks a line at U+0085, U+2028 and U+2029, editors do not: a comment holding
+    one turned its tail into a key, reported on a line the editor does not have."""
+    line = f'    - "return task.index" # one{char}two: 3\n'
+    m = mutate(tmp_path, PEEK_SEL, line)
+    message = error_line(simulate(m), m.where(line, line.index(char)))
+    assert message.startswith(f"malformed YAML: line break U+{ord(char):04X} ({name}): expected")
+
+
 def test_bytes_that_are_not_utf8_are_located_where_they_are(tmp_path: Path) -> None:
     """A policy file with a Latin-1 byte was reported at 1:1."""
     line = '    - "return task.index" # caf\xe9\n'
