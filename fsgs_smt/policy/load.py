@@ -45,6 +45,10 @@ MAX_ALIASED = 100_000
 
 _SC = yaml.constructor.SafeConstructor()
 _YAML_TAG = "tag:yaml.org,2002:"
+# the tags of YAML's own that a policy can use (``merge`` is what PyYAML calls a plain
+# ``<<`` key, which is then an unknown key); !!binary, !!timestamp, !!set... are refused
+_KNOWN_TAGS = {_YAML_TAG + t for t in ("str", "int", "float", "bool", "null", "seq", "map",
+                                       "merge")}  # fmt: skip
 # anchors, tags, blanks and comments before a node's characters (a node starts at them)
 _PROPERTIES = re.compile(r"(?:&[0-9A-Za-z_-]+|![^\s]*|\s+|#[^\n]*)*")
 _BREAKS = "\r\n\x85\u2028\u2029"
@@ -154,6 +158,14 @@ class _Loader(yaml.SafeLoader):
     Every refusal is an `InputError` at the offending node or alias.
     """
 
+    # A plain scalar that YAML 1.1 would read as a date or as '=' stays a string (as in
+    # YAML 1.2's core schema); only an explicit !!timestamp or !!value is refused.
+    yaml_implicit_resolvers = {  # noqa: RUF012 (PyYAML's own class attribute)
+        first: [(tag, rx) for tag, rx in resolvers
+                if tag not in (_YAML_TAG + "timestamp", _YAML_TAG + "value")]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }  # fmt: skip
+
     def __init__(self, text: str, file: str) -> None:
         super().__init__(text)
         self.file = file
@@ -211,6 +223,12 @@ class _Loader(yaml.SafeLoader):
 
     def check(self, node: yaml.Node) -> None:
         """Refuse a foreign tag or a scalar that does not convert; record the node's size."""
+        if node.tag.startswith(_YAML_TAG) and node.tag not in _KNOWN_TAGS:
+            raise InputError(
+                self.at(node.start_mark),
+                f"YAML tag !!{node.tag.removeprefix(_YAML_TAG)} is not read by fsgs-smt: "
+                "expected none, or one of !!str, !!int, !!float, !!bool, !!null, !!seq, !!map",
+            )
         if not node.tag.startswith(_YAML_TAG):
             raise InputError(
                 self.at(node.start_mark),

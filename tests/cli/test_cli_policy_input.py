@@ -205,6 +205,23 @@ def test_a_foreign_tag_is_refused(tmp_path: Path) -> None:
     assert message.startswith("unknown YAML tag '!foo': expected none or one of YAML's own")
 
 
+@pytest.mark.parametrize("tag", ["!!binary", "!!timestamp", "!!set"])
+def test_a_yaml_tag_fsgs_smt_does_not_read_is_refused(tmp_path: Path, tag: str) -> None:
+    """!!binary and !!timestamp values were read as their raw text; !!set as a mapping."""
+    m = mutate(tmp_path, PEEK_SEL, f'    - {tag} "return task.index"\n')
+    message = error_line(simulate(m), m.where(tag))
+    assert message.startswith(f"YAML tag {tag} is not read by fsgs-smt: expected none, or one")
+
+
+def test_a_plain_date_or_equals_sign_is_a_string(tmp_path: Path) -> None:
+    """YAML 1.1 reads a plain 2016-04-26 as a date and = as a 'value' key: fsgs-smt reads
+    both as strings (as YAML 1.2 does), so a title may be a date."""
+    old = next(line for line in BASE_TEXT.splitlines(keepends=True) if line.startswith("title:"))
+    for title in ("2016-04-26", "="):
+        result = simulate(mutate(tmp_path, old, f"title: {title}\n"))
+        assert result.exit_code == 0, result.output
+
+
 # -- numbers beyond 64 bits, settings ----------------------------------------------------------
 
 
