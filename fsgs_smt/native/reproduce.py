@@ -165,7 +165,11 @@ def reproduce(
 ) -> Reproduction:
     """Build the reproducer of *trace* (`reproducer_source`) once and run it *runs* times.
 
+    *keep_c* is an existing directory to keep the C program and its executable in (the
+    CLI checks it, as for ``replay --keep-c``); else they go in a temporary one.
+
     Raises:
+        ValueError: *runs* < 1, or *keep_c* is not an existing directory.
         CannotReplayError: this machine (or the replay) cannot run the trace.
         InputError: the trace names a CPU the model's world does not have.
         InternalError: the program misbehaved (a bug of the generator).
@@ -173,14 +177,16 @@ def reproduce(
     if runs < 1:
         msg = f"runs must be >= 1, got {runs}"
         raise ValueError(msg)
+    if keep_c is not None and not keep_c.is_dir():  # as `run.replay`: never made here
+        msg = f"keep_c must be an existing directory, got {str(keep_c)!r}"
+        raise ValueError(msg)
     machine = info if info is not None else probe()
     check_machine(trace, machine)
     source = reproducer_source(trace, policy, model, settings=settings, name=name,
                                heading=heading, verdict=verdict, timeout_s=timeout_s)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="fsgs-repro-") as tmp:
         workdir = Path(tmp)
-        if keep_c is not None:
-            keep_c.mkdir(parents=True, exist_ok=True)
+        if keep_c is not None:  # the program (and its executable) stay there
             workdir = keep_c
         exe = compile_program(trace, workdir, gcc=machine.gcc or "gcc", name=name,
                               timeout_s=timeout_s, source=source)  # fmt: skip
