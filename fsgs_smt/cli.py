@@ -199,8 +199,7 @@ def simulate_cmd(
     """Run a trace on the concrete semantics of a policy and show each event's result."""
 
     def body() -> int:
-        if not 1 <= ncpus <= 64:
-            raise InputError(CLI_SPAN, f"--cpus {ncpus}: expected 1..64")
+        _check_range("--cpus", ncpus, 1, 64)
         pol = load_checked(policy)
         overrides = parse_settings(setting or [], pol)
         loaded = load_trace(trace)
@@ -292,6 +291,15 @@ def _write(name: str, path: Path, text: str) -> None:
 def _check_positive(name: str, value: float) -> None:
     if not 0 < value < math.inf:  # NaN compares false: refused too
         raise InputError(CLI_SPAN, f"{name} {value}: expected a positive number")
+
+
+def _check_range(name: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise InputError(CLI_SPAN, f"{name} {value}: expected {low}..{high}")
+
+
+_CPUS_HELP = "CPUs in the modelled world (1..64)."
+_LDT_HELP = "LDT entries modelled (1..8192; each one more costs solver time)."
 
 
 def _check_timeout(value: float) -> None:
@@ -387,6 +395,8 @@ def prove_cmd(
     solver: Annotated[
         SolverChoice, typer.Option(help="auto (bitwuzla if installed), z3 or bitwuzla.")
     ] = SolverChoice.AUTO,
+    ncpus: Annotated[int, typer.Option("--cpus", help=_CPUS_HELP)] = 2,
+    ldt_slots: Annotated[int, typer.Option("--ldt-slots", help=_LDT_HELP)] = 2,
 ) -> None:
     """Prove each invariant of a policy on each CPU model, or find a counterexample."""
 
@@ -397,6 +407,8 @@ def prove_cmd(
         _check_positive("--depth", depth)
         _check_timeout(timeout)
         _check_positive("--jobs", jobs)
+        _check_range("--cpus", ncpus, 1, 64)
+        _check_range("--ldt-slots", ldt_slots, 1, 8192)
         _check_writable("--output", output)
         pol = load_checked(policy)
         overrides = parse_settings(setting or [], pol)
@@ -405,7 +417,8 @@ def prove_cmd(
         invs = select_invariants(invariants_file, invariant or [], own)
         request = ProveRequest(
             policy=pol, invariants=invs, cpus=_models(cpu), depth=depth, engine=engine.value,
-            timeout=timeout, settings=overrides, jobs=jobs, solver=solver.value,
+            timeout=timeout, settings=overrides, jobs=jobs, solver=solver.value, ncpus=ncpus,
+            ldt_slots=ldt_slots,
         )  # fmt: skip
         progress = Console(stderr=True) if sys.stderr.isatty() else None
 
@@ -414,10 +427,11 @@ def prove_cmd(
                 progress.print(line, markup=False, highlight=False)
 
         results = run_prove(request, progress=tick)
-        text = {
-            ProveFormat.TEXT: render_text, ProveFormat.JSON: render_json,
-            ProveFormat.JUNIT: render_junit,
-        }[fmt](pol, results)  # fmt: skip
+        if fmt is ProveFormat.TEXT:
+            text = render_text(pol, results, ncpus, ldt_slots)
+        else:
+            render = {ProveFormat.JSON: render_json, ProveFormat.JUNIT: render_junit}[fmt]
+            text = render(pol, results)
         if output is not None:
             _write("--output", output, text)
         else:
@@ -445,15 +459,20 @@ def counterexample_cmd(
     invariants_file: Annotated[
         Path | None, typer.Option("--invariants", help="An invariants file (default: shipped).")
     ] = None,
+    ncpus: Annotated[int, typer.Option("--cpus", help=_CPUS_HELP)] = 2,
+    ldt_slots: Annotated[int, typer.Option("--ldt-slots", help=_LDT_HELP)] = 2,
 ) -> None:
     """Find the shortest trace that breaks an invariant, replayed on the simulator."""
 
     def body() -> int:
+        from fsgs_smt.pipeline import Options  # noqa: PLC0415
         from fsgs_smt.proving import counterexample, select_invariants  # noqa: PLC0415
         from fsgs_smt.reports import render_counterexample  # noqa: PLC0415
 
         _check_positive("--depth", depth)
         _check_timeout(timeout)
+        _check_range("--cpus", ncpus, 1, 64)
+        _check_range("--ldt-slots", ldt_slots, 1, 8192)
         _check_writable("--output", output)
         pol = load_checked(policy)
         overrides = parse_settings(setting or [], pol)
@@ -462,7 +481,9 @@ def counterexample_cmd(
             invariants_file, [invariant], load_policy_invariants(Path(pol.path))
         )
         model = _cpu_model(cpu, None)
-        verdict, run = counterexample(pol, inv, model, depth, timeout, overrides, race=True)
+        verdict, run = counterexample(pol, inv, model, depth, timeout, overrides, race=True,
+                                      ncpus=ncpus, ldt_slots=ldt_slots)  # fmt: skip
+        found_with = Options(settings=overrides, ncpus=ncpus, ldt_slots=ldt_slots)
         if run is None:
             print(f"{inv.id} on {pol.name}/{model}: {verdict.label} {verdict.reason}".rstrip(),
                   file=sys.stderr)  # fmt: skip
@@ -473,13 +494,14 @@ def counterexample_cmd(
             console = Console(width=None if sys.stdout.isatty() and buffer is None else 160,
                               file=buffer, no_color=buffer is not None,
                               highlight=buffer is None)  # fmt: skip
-            for renderable in render_counterexample(pol, inv, model, verdict, run, "table"):
+            for renderable in render_counterexample(pol, inv, model, verdict, run, "table",
+                                                    found_with):  # fmt: skip
                 console.print(renderable)
             if output is not None and buffer is not None:
                 _write("--output", output, buffer.getvalue())
         else:
             text = render_counterexample(pol, inv, model, verdict, run, fmt.value,
-                                         settings=overrides)[0]  # fmt: skip
+                                         found_with)[0]  # fmt: skip
             assert isinstance(text, str)  # noqa: S101
             if output is not None:
                 _write("--output", output, text)

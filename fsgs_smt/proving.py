@@ -78,6 +78,15 @@ class ProveRequest:
     settings: Mapping[str, bool | int] | None = None
     jobs: int = 1
     solver: str = "auto"
+    ncpus: int = 2  # the world's bounds (`semantics.state.Bounds`)
+    ldt_slots: int = 2
+
+    def options(self) -> Options:
+        """The pipeline's options for this request."""
+        return Options(
+            depth=self.depth, engine=self.engine, timeout=self.timeout, ncpus=self.ncpus,
+            ldt_slots=self.ldt_slots, settings=self.settings, solver=self.solver,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +99,7 @@ class Result:
 
 
 def _one_cpu(request: ProveRequest, cpu: str) -> list[Result]:
-    options = Options(
-        depth=request.depth, engine=request.engine, timeout=request.timeout,
-        settings=request.settings, solver=request.solver,
-    )  # fmt: skip
+    options = request.options()
     return [
         Result(inv, cpu, check(request.policy, inv, CPU_MODELS[cpu], options))
         for inv in request.invariants
@@ -108,7 +114,7 @@ def run_prove(request: ProveRequest, progress: Callable[[str], None] | None = No
     marked ``details["same_as"]``, and is not decided again.
     """
     for inv in request.invariants:  # here, before any run (`check` does it in each process)
-        check_cpus(inv, Options().ncpus)
+        check_cpus(inv, request.ncpus)
     same = same_architecture(request.cpus)
     decide = list(same)
     if request.jobs > 1 and len(decide) > 1:
@@ -119,10 +125,7 @@ def run_prove(request: ProveRequest, progress: Callable[[str], None] | None = No
         grouped = []
         for cpu in decide:
             row: list[Result] = []
-            options = Options(
-                depth=request.depth, engine=request.engine, timeout=request.timeout,
-                settings=request.settings, solver=request.solver,
-            )  # fmt: skip
+            options = request.options()
             for inv in request.invariants:
                 if progress is not None:
                     progress(f"[{cpu}] {inv.id} ...")
@@ -142,15 +145,19 @@ def run_prove(request: ProveRequest, progress: Callable[[str], None] | None = No
 
 def counterexample(
     policy: ast.Policy, inv: Invariant, cpu: str, depth: int, timeout: float,
-    settings: Mapping[str, bool | int] | None, *, race: bool = False,
+    settings: Mapping[str, bool | int] | None, *, race: bool = False, ncpus: int = 2,
+    ldt_slots: int = 2,
 ) -> tuple[Verdict, SimRun | None]:  # fmt: skip
     """The shortest violating trace (BMC), replayed on the simulator; None if there is none.
 
-    *race*: search with bitwuzla and z3 at once, in two processes (`engines.portfolio`).
+    *race*: two BMC searches at once, in two processes (`engines.portfolio`). *ncpus* and
+    *ldt_slots* bound the world, as in ``prove``.
     """
-    options = Options(depth=depth, engine="bmc", timeout=timeout, settings=settings, race=race)
+    options = Options(depth=depth, engine="bmc", timeout=timeout, settings=settings, race=race,
+                      ncpus=ncpus, ldt_slots=ldt_slots)  # fmt: skip
     verdict = check(policy, inv, CPU_MODELS[cpu], options)
     if verdict.status is not Status.VIOLATED:
         return verdict, None
-    run = simulate(policy, Trace(events=verdict.trace, cpu=cpu), CPU_MODELS[cpu], settings=settings)
+    run = simulate(policy, Trace(events=verdict.trace, cpu=cpu), CPU_MODELS[cpu],
+                   settings=settings, ncpus=ncpus)  # fmt: skip
     return verdict, run

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -52,12 +51,14 @@ def exit_status(results: list[Result], *, accept_bounded: bool) -> int:
     return 0
 
 
-def render_text(policy: ast.Policy, results: list[Result]) -> str:
-    """The invariant x CPU model table."""
+def render_text(
+    policy: ast.Policy, results: list[Result], ncpus: int = 2, ldt_slots: int = 2
+) -> str:
+    """The invariant x CPU model table, titled with the size of the world it is about."""
     cpus = list(dict.fromkeys(r.cpu for r in results))
     # names and reasons are plain text, not rich markup (a policy file names its policy)
-    table = Table(title=markup_escape(f"{policy.name}: {len({r.invariant.id for r in results})} "
-                                      "invariants"))  # fmt: skip
+    count = len({r.invariant.id for r in results})
+    table = Table(title=markup_escape(f"{policy.name}: {count} invariants"))
     table.add_column("invariant")
     for cpu in cpus:
         table.add_column(cpu)
@@ -79,6 +80,7 @@ def render_text(policy: ast.Policy, results: list[Result]) -> str:
     buf = io.StringIO()
     console = Console(file=buf, width=160, force_terminal=False, color_system=None)
     console.print(table)
+    console.print(f"in worlds of {ncpus} CPUs and LDTs of up to {ldt_slots} entries")
     for note in notes:
         console.print(note, markup=False, highlight=False)
     return buf.getvalue()
@@ -160,13 +162,16 @@ def _fmt(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else hex(int(value))
 
 
-def broken(policy: ast.Policy, inv: Invariant, cpu: str, verdict: Verdict) -> list[tuple[str, str]]:
-    """The values of the names the broken expectation reads, on the simulator."""
+def broken(
+    policy: ast.Policy, inv: Invariant, cpu: str, verdict: Verdict, options: Options | None = None
+) -> list[tuple[str, str]]:
+    """The values of the names the broken expectation reads, on the simulator (with the
+    settings and world of *options*, those the counterexample was found with)."""
     params = verdict.details.get("params", {})
     assert isinstance(params, dict)  # noqa: S101
     prefix = len(verdict.trace) - (len(inv.events) if inv.kind == "transition" else 0)
     _, names = evaluate(
-        policy, inv, CPU_MODELS[cpu], Options(), list(verdict.trace), params, prefix
+        policy, inv, CPU_MODELS[cpu], options or Options(), list(verdict.trace), params, prefix
     )
     exprs = [inv.always] if inv.kind == "state" else [inv.assume, inv.expect]
     wanted = [n for e in exprs if e is not None for n in _names_in(e)]
@@ -175,9 +180,12 @@ def broken(policy: ast.Policy, inv: Invariant, cpu: str, verdict: Verdict) -> li
 
 def render_counterexample(
     policy: ast.Policy, inv: Invariant, cpu: str, verdict: Verdict, run: SimRun, fmt: str,
-    settings: Mapping[str, bool | int] | None = None,
+    options: Options | None = None,
 ) -> list[Any]:  # fmt: skip
     """The counterexample as rich renderables (table) or one string (json, itf, c).
+
+    *options* are those the counterexample was found with (its settings and world size):
+    every value shown is computed again on the simulator with them.
 
     Raises:
         CannotReplayError: ``c`` for a trace the native replay cannot execute.
@@ -189,7 +197,7 @@ def render_counterexample(
                 "single traces; --format json gives the first of the two, --format table both"
             )
             raise CannotReplayError(msg)
-        return [_reproducer(policy, inv, cpu, verdict, run, settings)]
+        return [_reproducer(policy, inv, cpu, verdict, run, options or Options())]
     if fmt == "json":
         doc = trace_to_json(run.trace, list(run.results))
         doc["cpu"] = cpu
@@ -199,8 +207,8 @@ def render_counterexample(
         return [_itf(policy, inv, cpu, run)]
     title = f"{inv.id} VIOLATED by {policy.name} on {cpu}: {len(run.trace.events)} events"
     if inv.kind == "noninterference":
-        return _ni_tables(policy, inv, cpu, verdict, run, title, settings)
-    values = ", ".join(f"{n} = {v}" for n, v in broken(policy, inv, cpu, verdict))
+        return _ni_tables(policy, inv, cpu, verdict, run, title, options or Options())
+    values = ", ".join(f"{n} = {v}" for n, v in broken(policy, inv, cpu, verdict, options))
     expect = "always" if inv.kind == "state" else "expect"
     return [
         trace_table(run, title=title),
@@ -211,13 +219,14 @@ def render_counterexample(
 
 def _ni_tables(
     policy: ast.Policy, inv: Invariant, cpu: str, verdict: Verdict, run: SimRun, title: str,
-    settings: Mapping[str, bool | int] | None,
+    options: Options,
 ) -> list[Any]:  # fmt: skip
     """Both traces of a noninterference counterexample and what the task observes in each."""
     other = verdict.details.get("other_trace", ())
     observed = verdict.details.get("observed", [{}, {}])
     assert isinstance(other, tuple) and isinstance(observed, list)  # noqa: S101
-    second = simulate(policy, Trace(events=other, cpu=cpu), CPU_MODELS[cpu], settings=settings)
+    second = simulate(policy, Trace(events=other, cpu=cpu), CPU_MODELS[cpu],
+                      settings=options.settings, ncpus=options.ncpus)  # fmt: skip
     differ = [
         f"{f} = {_fmt(observed[0][f])} in the first, {_fmt(observed[1][f])} in the second"
         for f in inv.observe if observed[0].get(f) != observed[1].get(f)
@@ -232,10 +241,10 @@ def _ni_tables(
 
 def _reproducer(
     policy: ast.Policy, inv: Invariant, cpu: str, verdict: Verdict, run: SimRun,
-    settings: Mapping[str, bool | int] | None,
+    options: Options,
 ) -> str:  # fmt: skip
     """The standalone C reproducer (`native.reproduce`): the model's prediction built in."""
-    values = ", ".join(f"{n} = {v}" for n, v in broken(policy, inv, cpu, verdict))
+    values = ", ".join(f"{n} = {v}" for n, v in broken(policy, inv, cpu, verdict, options))
     expect = "always" if inv.kind == "state" else "expect"
     heading = (
         f"{inv.id} VIOLATED by {policy.name} on {cpu}: {len(run.trace.events)} events "
@@ -245,7 +254,7 @@ def _reproducer(
         f"predicted: the results and states of {policy.name} on {cpu}, the violating outcome",
     )  # fmt: skip
     return reproducer_source(
-        run.trace, policy, CPU_MODELS[cpu], settings=settings, name=inv.id,
+        run.trace, policy, CPU_MODELS[cpu], settings=options.settings, name=inv.id,
         heading=heading, verdict=f"this machine showed the outcome that breaks {inv.id}",
     )  # fmt: skip
 

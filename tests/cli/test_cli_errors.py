@@ -596,8 +596,8 @@ def test_simulate_table_shows_yield_other(tmp_path: Path) -> None:
     [
         (["counterexample"], "Missing argument 'policy': expected it on the command line, as "
          "'fsgs-smt counterexample --help' shows (fsgs-smt counterexample)"),
-        (["prove", "--bogus"], "No such option: --bogus (Possible options: --jobs): expected an "
-         "option that 'fsgs-smt prove --help' lists (fsgs-smt prove)"),
+        (["prove", "--bogus"], "No such option: --bogus (Possible options: --cpus, --jobs): "
+         "expected an option that 'fsgs-smt prove --help' lists (fsgs-smt prove)"),
         (["prove", "a", "b"], "Got unexpected extra argument(s) (b): expected the usage that "
          "'fsgs-smt prove --help' shows (fsgs-smt prove)"),
         (["nope"], "No such command 'nope': expected the usage that 'fsgs-smt --help' shows "

@@ -188,6 +188,11 @@ def test_counterexample_itf_uses_bigints() -> None:
         (["prove", "linux-5.9", "--engine", "magic"], "Invalid value for '--engine'"),
         (["prove", "linux-5.9", "--cpu", "arm"], "unknown CPU model"),
         (["counterexample", "linux-5.9", "Q9"], "unknown invariant 'Q9'"),
+        (["prove", "linux-5.9", "--cpus", "0"], "--cpus 0: expected 1..64"),
+        (["prove", "linux-5.9", "--ldt-slots", "8193"], "--ldt-slots 8193: expected 1..8192"),
+        (["counterexample", "linux-5.9", "Q1a", "--cpus", "65"], "--cpus 65: expected 1..64"),
+        (["counterexample", "linux-5.9", "Q1a", "--ldt-slots", "0"],
+         "--ldt-slots 0: expected 1..8192"),
     ],
 )
 def test_prove_bad_input_is_one_line_and_exit_2(args: list[str], needle: str) -> None:
@@ -216,6 +221,7 @@ def test_the_text_report_shows_names_and_reasons_as_they_are() -> None:
     text = render_text(policy, [Result(replace(inv, id="inv[bold]"), "intel", verdict)])
 
     assert "pol[/x]: 1 invariants" in text
+    assert "in worlds of 2 CPUs and LDTs of up to 2 entries" in text
     assert "inv[bold]" in text
     assert "inv[bold] on intel: why [/y] [bold]z" in text
 
@@ -294,3 +300,58 @@ def test_an_unwritable_output_is_bad_input() -> None:
     assert 2 == result.exit_code, result.output
     lines = result.stderr.strip().splitlines()
     assert 1 == len(lines) and "--output /proc/version: cannot write it" in lines[0], lines
+
+
+MIGRATE_TO_2 = """\
+fsgs-invariants: 1
+invariants:
+  - id: third-cpu
+    statement: "A migration to CPU 2 keeps a null GS selector null."
+    source: "a test of the world's size"
+    events:
+      - {op: migrate, cpu: 2}
+    assume: "!before.stopped && before.gs == 0"
+    expect: "after.gs == 0"
+"""
+
+
+def test_the_world_size_is_an_option_of_prove(tmp_path: Path) -> None:
+    """--cpus and --ldt-slots size the world (issue: "the bounds of the world are options"):
+    an invariant that migrates to CPU 2 is refused in the default world of 2 CPUs, at its
+    CPU number, and decided in one of 3; the report and the certificate say which world."""
+    spec = tmp_path / "inv.yaml"
+    spec.write_text(MIGRATE_TO_2, encoding="utf-8")
+    args = ["prove", "linux-5.9", "--invariants", str(spec), "--cpu", "intel"]
+
+    small = RUNNER.invoke(app, args)
+    assert 2 == small.exit_code
+    assert small.stderr.startswith(f"{spec}:7:28: error: migrate to CPU 2: expected a CPU "
+                                   "number in 0..1")
+
+    text = RUNNER.invoke(app, [*args, "--cpus", "3", "--ldt-slots", "3"])
+    assert 0 == text.exit_code, text.output
+    assert "in worlds of 3 CPUs and LDTs of up to 3 entries" in text.stdout
+    as_json = RUNNER.invoke(app, [*args, "--cpus", "3", "--ldt-slots", "3", "--format", "json"])
+    (cell,) = json.loads(as_json.stdout)
+    assert "PROVED" == cell["verdict"]
+    assert "for worlds of 3 CPUs and LDTs of up to 3 entries" in cell["certificate"]
+
+
+def test_a_counterexample_in_a_one_cpu_world_migrates_to_cpu_0() -> None:
+    """counterexample --cpus 1: Q2b's migration target ranges over the world's one CPU."""
+    result = RUNNER.invoke(app, ["counterexample", "linux-4.13", "Q2b", "--cpu", "intel",
+                                 "--cpus", "1", "--format", "json"])  # fmt: skip
+    assert 1 == result.exit_code, result.output
+    events = json.loads(result.stdout)["events"]
+    assert [e["cpu"] for e in events if e["op"] == "migrate"] == ["0x0"]
+
+
+def test_the_broken_expectation_is_evaluated_with_the_settings_it_was_found_with() -> None:
+    """With --set fsgsbase=false, the values under 'broken:' were computed with the policy's
+    default settings, where this trace breaks nothing: r1.gs_base showed 0, not the 1 that
+    the table above it shows."""
+    result = RUNNER.invoke(app, ["counterexample", "linux-5.9", "Q2a", "--cpu", "intel",
+                                 "--set", "fsgsbase=false"])  # fmt: skip
+    assert 1 == result.exit_code, result.output
+    broken = " ".join(result.stdout.split("expect is false with", 1)[1].split())
+    assert "r1.gs_base = 0x1" in broken and "before.gs_base = 0x0" in broken
