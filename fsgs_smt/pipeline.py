@@ -247,8 +247,7 @@ def _prove_by_lemmas(
     bounds = system.bounds
     certificate = (
         f"inductive invariant of {len(lemmas.names)} lemmas ({', '.join(lemmas.names)}) "
-        f"implies {prop.inv.id}, for worlds of {bounds.ncpus} CPUs and LDTs of up to "
-        f"{bounds.ldt_slots} entries"
+        f"implies {prop.inv.id}, for {bounds.describe()}"
     )
     return Verdict(
         status=Status.PROVED, depth=1, engine="houdini", certificate=certificate,
@@ -341,8 +340,7 @@ def _noninterference(
                     status=Status.PROVED, depth=1, engine="ni-houdini",
                     certificate=f"relational inductive invariant of {len(proof.lemmas)} "
                     f"equalities between the two copies, with the {len(lemmas.names)} lemmas "
-                    f"of each copy, implies {inv.id}, for worlds of {bounds.ncpus} CPUs and "
-                    f"LDTs of up to {bounds.ldt_slots} entries",
+                    f"of each copy, implies {inv.id}, for {bounds.describe()}",
                     details={"lemmas": (*lemmas.names, *proof.lemmas)},
                 )  # fmt: skip
             why_not, witness = proof.reason, proof.witness

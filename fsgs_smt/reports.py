@@ -27,6 +27,7 @@ from fsgs_smt.policy.invariants import Invariant
 from fsgs_smt.proving import Result
 from fsgs_smt.semantics.cpu import CPU_MODELS
 from fsgs_smt.semantics.events import Trace
+from fsgs_smt.semantics.state import Bounds
 from fsgs_smt.sim import SimRun, result_entries, simulate
 from fsgs_smt.traces.fsgs_json import event_to_json, trace_to_json
 from fsgs_smt.traces.render import STATE_COLUMNS, task_view, trace_table
@@ -80,7 +81,7 @@ def render_text(
     buf = io.StringIO()
     console = Console(file=buf, width=160, force_terminal=False, color_system=None)
     console.print(table)
-    console.print(f"in worlds of {ncpus} CPUs and LDTs of up to {ldt_slots} entries")
+    console.print(f"in {Bounds(ncpus=ncpus, ldt_slots=ldt_slots).describe()}")
     for note in notes:
         console.print(note, markup=False, highlight=False)
     return buf.getvalue()

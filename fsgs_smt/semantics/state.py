@@ -128,6 +128,12 @@ class Bounds:
             msg = f"ldt_slots must be 1..8192, got {self.ldt_slots}"
             raise ValueError(msg)
 
+    def describe(self) -> str:
+        """The worlds of this size, in words ("worlds of 2 CPUs and LDTs of up to 1 entry")."""
+        cpus = "1 CPU" if self.ncpus == 1 else f"{self.ncpus} CPUs"
+        entries = "1 entry" if self.ldt_slots == 1 else f"{self.ldt_slots} entries"
+        return f"worlds of {cpus} and LDTs of up to {entries}"
+
 
 def layout(
     bounds: Bounds,

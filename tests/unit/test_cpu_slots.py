@@ -116,3 +116,9 @@ def test_policy_cpu_id_is_the_real_cpu_number() -> None:
     run = simulate(policy, Trace(events=events), INTEL, ncpus=N)
     assert run.worlds[1]["T.saved_cpu"] == 2  # switched out (and back in) on CPU 2
     assert run.worlds[2]["T.saved_cpu"] == 2  # the migration switched it out on CPU 2
+
+
+def test_a_world_says_its_size_in_words() -> None:
+    """Reports and certificates name the world a proof is about, in the singular where due."""
+    assert "worlds of 1 CPU and LDTs of up to 1 entry" == Bounds(ncpus=1, ldt_slots=1).describe()
+    assert "worlds of 2 CPUs and LDTs of up to 8 entries" == Bounds().describe()
