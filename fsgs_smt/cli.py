@@ -14,6 +14,7 @@ import io
 import json
 import math
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -597,16 +598,46 @@ def check_cmd(
 
 
 @app.command("policies")
-def policies_cmd() -> None:
+def policies_cmd(
+    copy: Annotated[
+        Path | None,
+        typer.Option("--copy", help="Copy the shipped policies and their libraries into DIR "
+                                    "(a new or empty directory), to edit them."),
+    ] = None,
+) -> None:
     """List the shipped policies, one line each (the default is marked *)."""
 
     def body() -> int:
+        if copy is not None:
+            for path in _copy_policies(copy):
+                print(path)
+            return ExitCode.OK
         for info in shipped_policies():
             mark = "*" if info.name == DEFAULT_POLICY else " "
             print(f"{info.name:<16}{mark} {info.title}")
         return ExitCode.OK
 
     _run(body)
+
+
+def _copy_policies(target: Path) -> list[Path]:
+    """Copy the shipped policy files (and lib/) into *target*; the files written."""
+    from fsgs_smt.policy.load import POLICIES_DIR  # noqa: PLC0415
+
+    try:
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise InputError(CLI_SPAN, f"--copy {target}: it exists and is not an empty "
+                                       "directory: expected a new or empty directory")  # fmt: skip
+        if not target.parent.is_dir():
+            raise InputError(CLI_SPAN, f"--copy {target}: there is no directory "
+                                       f"{target.parent}: expected one to make it in")  # fmt: skip
+        shutil.copytree(POLICIES_DIR, target, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise InputError(CLI_SPAN, f"--copy {target}: {why}: expected a directory fsgs-smt "
+                                   "can write in") from None  # fmt: skip
+    return sorted(p for p in target.rglob("*.yaml"))
 
 
 @app.command("schema")

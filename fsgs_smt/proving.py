@@ -16,8 +16,8 @@ from fsgs_smt.engines.verdict import Status, Verdict
 from fsgs_smt.errors import InputError
 from fsgs_smt.pipeline import Options, check
 from fsgs_smt.policy import ast
-from fsgs_smt.policy.catalog import SPECS_DIR
 from fsgs_smt.policy.invariants import Invariant, check_cpus, load_invariants
+from fsgs_smt.policy.load import SPECS_DIR
 from fsgs_smt.semantics.cpu import CPU_MODELS, same_architecture
 from fsgs_smt.semantics.events import Trace
 from fsgs_smt.sim import SimRun, simulate

@@ -12,11 +12,9 @@ from pathlib import Path
 from fsgs_smt.errors import InputError, describe
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.check import check_policy
-from fsgs_smt.policy.load import load_policy
+from fsgs_smt.policy.load import POLICIES_DIR, load_policy
 from fsgs_smt.source import Span
 
-SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
-POLICIES_DIR = SPECS_DIR / "policies"
 DEFAULT_POLICY = "linux-5.9"
 
 

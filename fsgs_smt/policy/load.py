@@ -44,6 +44,8 @@ MAX_YAML_DEPTH = 64
 MAX_ALIASED = 100_000
 
 _SC = yaml.constructor.SafeConstructor()
+SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
+POLICIES_DIR = SPECS_DIR / "policies"  # the shipped policies, and their libraries in lib/
 _YAML_TAG = "tag:yaml.org,2002:"
 # the tags of YAML's own that a policy can use (``merge`` is what PyYAML calls a plain
 # ``<<`` key, which is then an unknown key); !!binary, !!timestamp, !!set... are refused
@@ -672,7 +674,12 @@ def load_policy(path: Path) -> ast.Policy:
                     inc_node, f"include {describe(inc_name)}: cannot open it: {exc.strerror}"
                 ) from None
             if not found:
-                raise w.error(inc_node, f"include: no such file {str(inc_path)!r}")
+                hint = ""
+                if (POLICIES_DIR / inc_name).is_file() and path.parent != POLICIES_DIR:
+                    hint = (f" (the shipped one is in {POLICIES_DIR}: copy that folder, "
+                            "e.g. with fsgs-smt policies --copy DIR)")  # fmt: skip
+                raise w.error(inc_node, f"include: no such file {str(inc_path)!r}: "
+                                        f"expected a policy library there{hint}")  # fmt: skip
             inc_text, lib_node = _read(inc_path, "policy library")
             digest.update(inc_text.encode())
             lw = _Walker(str(inc_path), inc_text)

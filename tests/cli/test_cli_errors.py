@@ -611,3 +611,41 @@ def test_a_usage_error_says_what_was_expected(args: list[str], message: str) -> 
     """click's own usage errors end in ': expected ...' as ours do, unless click's text
     already says what it wants (a choice, a type)."""
     assert message == error_line(invoke(*args), CLI)
+
+
+# -- starting a policy of one's own ------------------------------------------------------------
+
+
+def test_policies_copy_gives_policies_that_run_where_they_are(tmp_path: Path) -> None:
+    """`policies --copy DIR` copies the shipped policies with their library; the copies run."""
+    target = tmp_path / "mine"
+    result = invoke("policies", "--copy", str(target))
+    assert 0 == result.exit_code, result.output
+    listed = result.stdout.split()
+    assert str(target / "lib" / "linux-common.yaml") in listed
+    assert str(target / "linux-5.9.yaml") in listed
+    trace = write(tmp_path, trace_text('{"op": "mov_seg", "seg": "gs", "selector": "0x2b"}'))
+    ran = invoke("simulate", str(target / "linux-5.9.yaml"), str(trace), "--format", "json")
+    assert 0 == ran.exit_code, ran.output
+
+    again = invoke("policies", "--copy", str(target))
+    assert "it exists and is not an empty directory: expected a new or empty" in error_line(
+        again, CLI
+    )  # fmt: skip
+
+
+def test_a_policy_copied_without_its_library_says_where_the_library_is(tmp_path: Path) -> None:
+    """A shipped policy copied alone: its include is missing, and the error says where the
+    shipped library is and how to copy it."""
+    from fsgs_smt.policy.load import POLICIES_DIR  # noqa: PLC0415
+
+    alone = tmp_path / "alone.yaml"
+    alone.write_text((POLICIES_DIR / "linux-5.9.yaml").read_text(encoding="utf-8"), "utf-8")
+    trace = write(tmp_path, trace_text('{"op": "observe"}'))
+    text = alone.read_text(encoding="utf-8")
+    pos = text.index("lib/linux-common.yaml")
+    line, col = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
+    message = error_line(invoke("simulate", str(alone), str(trace)), f"{alone}:{line}:{col}")
+    assert message.startswith(f"include: no such file '{tmp_path}/lib/linux-common.yaml': "
+                              "expected a policy library there (the shipped one is in")  # fmt: skip
+    assert "fsgs-smt policies --copy DIR" in message

@@ -287,7 +287,8 @@ def test_include_missing_file(tmp_path: Path) -> None:
     m = mutate(tmp_path, INCLUDE, "include: [lib/nope.yaml]\n")
     location, message = diagnose(m.path)
     assert m.where("lib/nope.yaml") == location
-    assert f"include: no such file {str(tmp_path / 'lib' / 'nope.yaml')!r}" == message
+    path = str(tmp_path / "lib" / "nope.yaml")
+    assert f"include: no such file {path!r}: expected a policy library there" == message
 
 
 def test_error_in_included_library(tmp_path: Path) -> None:
