@@ -19,7 +19,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -37,6 +37,9 @@ from fsgs_smt.source import Span
 from fsgs_smt.traces.fsgs_json import load_trace, trace_to_json
 from fsgs_smt.traces.jsonpos import decode_utf8
 from fsgs_smt.traces.render import trace_table
+
+if TYPE_CHECKING:  # the proving layer is imported when a command needs it (start-up time)
+    from fsgs_smt.proving import ProveRequest, Result
 
 T = TypeVar("T")
 CLI_SPAN = Span("<command line>", 1, 1)
@@ -398,6 +401,11 @@ def prove_cmd(
     ] = SolverChoice.AUTO,
     ncpus: Annotated[int, typer.Option("--cpus", help=_CPUS_HELP)] = 2,
     ldt_slots: Annotated[int, typer.Option("--ldt-slots", help=_LDT_HELP)] = 2,
+    certificates: Annotated[
+        Path | None,
+        typer.Option("--certificates", help="Write each proof's solver queries as SMT-LIB "
+                                            "files under DIR, for another solver to check."),
+    ] = None,
 ) -> None:
     """Prove each invariant of a policy on each CPU model, or find a counterexample."""
 
@@ -411,6 +419,8 @@ def prove_cmd(
         _check_range("--cpus", ncpus, 1, 64)
         _check_range("--ldt-slots", ldt_slots, 1, 8192)
         _check_writable("--output", output)
+        if certificates is not None:
+            _make_dir("--certificates", certificates)
         pol = load_checked(policy)
         overrides = parse_settings(setting or [], pol)
         _check_readable("--invariants", invariants_file, "invariants file")
@@ -437,9 +447,37 @@ def prove_cmd(
             _write("--output", output, text)
         else:
             print(text, end="" if text.endswith("\n") else "\n")
-        return exit_status(results, accept_bounded=accept_bounded)
+        status = exit_status(results, accept_bounded=accept_bounded)
+        if certificates is not None:
+            status = _write_certificates(pol, results, request, certificates, status, tick)
+        return status
 
     _run(body)
+
+
+def _write_certificates(
+    pol: ast.Policy, results: list[Result], request: ProveRequest, root: Path, status: int,
+    tick: Callable[[str], None],
+) -> int:  # fmt: skip
+    """``prove --certificates``: each PROVED cell decided again with its queries written
+    (`certificates`); a proof not found again is reported, and makes the exit code 3."""
+    from fsgs_smt.certificates import write_certificates  # noqa: PLC0415
+
+    tick(f"writing certificates under {root} ...")
+    try:
+        written = write_certificates(pol, results, request.options(), root)
+    except OSError as exc:
+        raise InputError(CLI_SPAN, f"--certificates {root}: {exc.strerror or exc}: expected a "
+                                   "directory fsgs-smt can write in") from None  # fmt: skip
+    for w in written:
+        if not w.reproduced:
+            print(f"certificate {w.directory}: the proof was not found again ({w.reason})",
+                  file=sys.stderr)  # fmt: skip
+            status = max(status, ExitCode.UNKNOWN)
+    queries = sum(w.queries for w in written)
+    print(f"certificates: {len(written)} proofs, {queries} SMT-LIB queries under {root}",
+          file=sys.stderr)  # fmt: skip
+    return status
 
 
 @app.command("counterexample")

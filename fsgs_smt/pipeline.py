@@ -20,12 +20,12 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fsgs_smt.encode.property import Property
 from fsgs_smt.encode.system import System
-from fsgs_smt.engines.backend import Answer, Solver, bitwuzla_available
+from fsgs_smt.engines.backend import Answer, Sink, Solver, bitwuzla_available, recording
 from fsgs_smt.engines.houdini import Lemmas, houdini, recheck_lemmas
 from fsgs_smt.engines.kind import Deadline, Engine, Known, Search, Witness, recheck_certificate
 from fsgs_smt.engines.portfolio import Racer, can_race, race
@@ -72,8 +72,8 @@ def check(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options)
         verdict = _noninterference(policy, inv, model, options, system)
         return Verdict(
             status=verdict.status, depth=verdict.depth, engine=verdict.engine,
-            reason=verdict.reason, trace=verdict.trace, seconds=time.monotonic() - start,
-            details=verdict.details,
+            reason=verdict.reason, trace=verdict.trace, certificate=verdict.certificate,
+            seconds=time.monotonic() - start, details=verdict.details,
         )  # fmt: skip
     prop = Property(system, inv)
     deadline = Deadline(options.timeout)
@@ -109,6 +109,32 @@ def check(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options)
         trace=verdict.trace, certificate=verdict.certificate,
         seconds=time.monotonic() - start, details=verdict.details,
     )  # fmt: skip
+
+
+def certify(
+    policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options, verdict: Verdict,
+    sink: Sink,
+) -> Verdict:  # fmt: skip
+    """Decide a PROVED cell again, handing every solver query to *sink*
+    (`backend.recording`): the proof's verification conditions, each a standalone SMT-LIB
+    benchmark with the answer it got, for another solver to check.
+
+    A proof by lemmas starts again from its own lemmas (``details["lemmas"]``), so the
+    queries are those of that inductive invariant: kept by every group of events (base and
+    step), and implying the invariant and its own lemmas. The lemma cache is bypassed, so
+    that each of them is asked (and recorded) again. The verdict is the new one's: PROVED
+    again, or whatever stopped it.
+    """
+    names = verdict.details.get("lemmas")
+    hints = tuple(str(n) for n in names) if isinstance(names, tuple | list) else None
+    again = replace(options, race=False, lemma_hints=hints)
+    key = _key(policy, model, again)
+    _LEMMAS.pop(key, None)
+    try:
+        with recording(sink):
+            return check(policy, inv, model, again)
+    finally:
+        _LEMMAS.pop(key, None)
 
 
 def _racers(options: Options) -> tuple[Racer, ...]:

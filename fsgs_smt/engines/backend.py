@@ -16,12 +16,18 @@ checks them with the chosen backend:
 ``auto`` picks bitwuzla when it can be imported, z3 otherwise. A timeout, a terminator
 firing, or an operator the translation does not know is an ``unknown`` answer with its
 reason; it never becomes ``unsat``.
+
+Inside `recording`, every query of a solver made there is also handed over as a
+standalone SMT-LIB 2 benchmark with the answer it got: a proof's queries, written out
+(``prove --certificates``), can then be checked by any other SMT solver.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +89,53 @@ class Answer:
     reason: str = ""
 
 
+Sink = Callable[[str, "Answer"], None]  # (SMT-LIB 2 benchmark, the answer it got)
+_RECORDER: ContextVar[Sink | None] = ContextVar("fsgs_smt_recorder", default=None)
+
+
+@contextmanager
+def recording(sink: Sink) -> Iterator[None]:
+    """Hand every query of every `Solver` made inside the block to *sink*: its assertions
+    and assumptions as one standalone SMT-LIB 2 benchmark (`benchmark`), and the answer."""
+    token = _RECORDER.set(sink)
+    try:
+        yield
+    finally:
+        _RECORDER.reset(token)
+
+
+def benchmark(terms: Iterable[Any], status: str) -> str:
+    """*terms* (z3 booleans) as an SMT-LIB 2 QF_BV benchmark whose expected answer is
+    *status* (``sat``, ``unsat`` or ``unknown``), shared subterms as ``let``s."""
+    s = z3.Solver()
+    s.add(*_strict(list(terms)))
+    body = s.to_smt2().split("\n", 1)[1]  # z3's first line is a comment of its own
+    body = body.replace("(set-info :status unknown)", f"(set-info :status {status})", 1)
+    return f"; a query of fsgs-smt\n(set-logic QF_BV)\n{body}"
+
+
+def _strict(terms: list[Any]) -> list[Any]:
+    """*terms* without an ``and`` or ``or`` of fewer than two arguments: z3 builds and
+    prints them, SMT-LIB (and bitwuzla's parser) refuses them. Each is replaced by its one
+    argument, or by its unit, until none is left."""
+    while True:
+        odd: dict[int, tuple[Any, Any]] = {}
+        seen: set[int] = set()
+        stack = list(terms)
+        while stack:
+            t = stack.pop()
+            if t.get_id() in seen or not z3.is_app(t):
+                continue
+            seen.add(t.get_id())
+            if (z3.is_and(t) or z3.is_or(t)) and t.num_args() < 2:
+                unit = z3.BoolVal(z3.is_and(t))
+                odd[t.get_id()] = (t, t.arg(0) if t.num_args() else unit)
+            stack.extend(t.children())
+        if not odd:
+            return terms
+        terms = [z3.substitute(t, *odd.values()) for t in terms]
+
+
 class Solver:
     """One incremental solver over z3 terms; see the module docstring."""
 
@@ -92,11 +145,15 @@ class Solver:
         self.impl: _Z3 | _Bitwuzla = (
             _Z3(seed) if self.backend == "z3" else _Bitwuzla(seed, options)
         )
+        self._sink = _RECORDER.get()
+        self._asserted: list[Any] = []  # kept only while recording
 
     def add(self, *terms: Any) -> None:
         """Assert every term (flattening lists)."""
         for t in _flat(terms):
             self.impl.add(t)
+            if self._sink is not None:
+                self._asserted.append(t)
 
     def add_instance(self, template: Any, pairs: list[tuple[Any, Any]]) -> None:
         """Assert *template* with each ``old`` of *pairs* replaced by its ``new``.
@@ -105,15 +162,20 @@ class Solver:
         unrolling translates each step's variables, not each step's transition.
         """
         self.impl.add_instance(template, pairs)
+        if self._sink is not None:
+            self._asserted.append(z3.substitute(template, *pairs) if pairs else template)
 
     def check(self, *assumptions: Any, deadline: Callable[[], int] | None = None) -> Answer:
         """Satisfiable under *assumptions*? *deadline* gives the milliseconds left."""
         left = deadline() if deadline is not None else 0
         if deadline is not None and left <= 0:
             return Answer("unknown", "timeout")
-        answer = self.impl.check(list(_flat(assumptions)), left if deadline is not None else None)
+        flat = list(_flat(assumptions))
+        answer = self.impl.check(flat, left if deadline is not None else None)
         if answer.result == "unknown" and deadline is not None and deadline() <= 0:
-            return Answer("unknown", "timeout")
+            answer = Answer("unknown", "timeout")
+        if self._sink is not None:
+            self._sink(benchmark([*self._asserted, *flat], answer.result), answer)
         return answer
 
     def model(self) -> Model:

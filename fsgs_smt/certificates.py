@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: MIT
+"""Proof certificates as files: every query of a PROVED cell, for another solver to check.
+
+Layer: pipeline. Imports `pipeline`, `proving`, `engines.backend`; prints nothing.
+
+``fsgs-smt prove --certificates DIR`` decides each PROVED cell again (`pipeline.certify`)
+and writes, under ``DIR/<policy>/<invariant>/<cpu>/``:
+
+* ``query-NNN.smt2``: each query the proof asked, in the order asked, as a standalone
+  SMT-LIB 2 QF_BV benchmark whose ``(set-info :status ...)`` is the answer fsgs-smt got
+  (``unsat`` for the base, step and implication checks of the inductive invariant;
+  ``sat`` for the checks that the premises can hold, which keep a proof from being vacuous);
+* ``certificate.json``: the policy and its SHA-256, the invariant and its SHA-256, the
+  CPU model, the engine, the certificate's text (its lemmas), and each query's file and
+  expected answer.
+
+Any SMT-LIB solver can then confirm the proof without fsgs-smt: ``for f in DIR/**/*.smt2;
+do bitwuzla $f; done`` must print each file's status. The files are the formulas as built
+(z3 terms, printed by z3 with shared subterms as ``let``), not the bitwuzla translation
+the default solver checked, so a second solver also checks that translation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from fsgs_smt.engines.backend import Answer
+from fsgs_smt.engines.verdict import Status
+from fsgs_smt.pipeline import Options, certify
+from fsgs_smt.policy import ast
+from fsgs_smt.proving import Result
+from fsgs_smt.semantics.cpu import CPU_MODELS
+
+MANIFEST = "certificate.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """One cell's certificate: its directory, and whether the proof was found again."""
+
+    directory: Path
+    queries: int
+    reproduced: bool
+    reason: str = ""
+
+
+def _part(name: str) -> str:
+    """*name* as one path component (policy names and invariant ids are free text)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name).strip(".")
+    return safe or "_"
+
+
+def write_certificates(
+    policy: ast.Policy, results: list[Result], options: Options, root: Path
+) -> list[Written]:
+    """Write the certificate of every PROVED cell of *results* under *root* (the cells of a
+    CPU model decided as another of the same architecture are that model's: skipped).
+
+    Raises:
+        OSError: a directory or file could not be written.
+    """
+    out = []
+    for r in results:
+        if r.verdict.status is not Status.PROVED or "same_as" in r.verdict.details:
+            continue
+        where = root / _part(policy.name) / _part(r.invariant.id) / _part(r.cpu)
+        where.mkdir(parents=True, exist_ok=True)
+        for stale in where.glob("query-*.smt2"):  # from an earlier run into the same place
+            stale.unlink()
+        queries: list[dict[str, str]] = []
+
+        def sink(text: str, answer: Answer, where: Path = where,
+                 queries: list[dict[str, str]] = queries) -> None:  # fmt: skip
+            name = f"query-{len(queries) + 1:03d}.smt2"
+            (where / name).write_text(text, encoding="utf-8")
+            queries.append({"file": name, "status": answer.result})
+
+        again = certify(policy, r.invariant, CPU_MODELS[r.cpu], options, r.verdict, sink)
+        reproduced = again.status is Status.PROVED
+        doc = {
+            "format": "fsgs-certificate/1",
+            "policy": policy.name, "policy_sha256": policy.text_hash,
+            "invariant": r.invariant.id, "invariant_sha256": r.invariant.text_hash,
+            "cpu": r.cpu, "engine": again.engine, "verdict": again.label,
+            "certificate": again.certificate, "reason": again.reason,
+            "world": {"ncpus": options.ncpus, "ldt_slots": options.ldt_slots},
+            "queries": queries,
+        }  # fmt: skip
+        text = json.dumps(doc, indent=2) + "\n"
+        (where / MANIFEST).write_text(text, encoding="utf-8")
+        out.append(Written(where, len(queries), reproduced, again.reason))
+    return out
