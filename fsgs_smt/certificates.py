@@ -93,3 +93,68 @@ def write_certificates(
         (where / MANIFEST).write_text(text, encoding="utf-8")
         out.append(Written(where, len(queries), reproduced, again.reason))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Rechecked:
+    """One query of a certificate, answered again from its text."""
+
+    file: Path
+    expected: str
+    got: str  # "sat", "unsat", "unknown", or "error: ..." (unreadable, a parse error)
+
+
+def recheck_certificates(
+    root: Path, solver: str, timeout_s: float
+) -> tuple[list[Rechecked], list[Path]]:  # fmt: skip
+    """Answer every query of every certificate under *root* again, from the SMT-LIB text
+    alone, with *solver*'s own parser (``z3`` or ``bitwuzla``), *timeout_s* per query.
+
+    Returns the answers and the manifests read.
+
+    Raises:
+        ValueError: a manifest that is not a certificate (its file and why).
+    """
+    out = []
+    manifests = sorted(root.rglob(MANIFEST))
+    for manifest in manifests:
+        try:
+            doc = json.loads(manifest.read_text(encoding="utf-8"))
+            queries = [(str(q["file"]), str(q["status"])) for q in doc["queries"]]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            msg = f"{manifest}: not an fsgs-smt certificate ({exc})"
+            raise ValueError(msg) from None
+        for name, expected in queries:
+            path = manifest.parent / name
+            out.append(Rechecked(path, expected, _answer_text(path, solver, timeout_s)))
+    return out, manifests
+
+
+def _answer_text(path: Path, solver: str, timeout_s: float) -> str:
+    """*solver*'s answer to the SMT-LIB file *path*, parsed by the solver itself."""
+    ms = max(1, int(timeout_s * 1000))
+    if solver == "z3":
+        import z3  # noqa: PLC0415
+
+        try:
+            s = z3.Solver()
+            s.set("timeout", ms)
+            s.from_file(str(path))
+            return str(s.check())
+        except (z3.Z3Exception, OSError) as exc:
+            return f"error: {_first_line(exc)}"
+    import bitwuzla  # noqa: PLC0415
+
+    try:
+        options = bitwuzla.Options()
+        options.set(bitwuzla.Option.TIME_LIMIT_PER, ms)
+        parser = bitwuzla.Parser(bitwuzla.TermManager(), options, "smt2", 2)
+        parser.parse(str(path), True, True)
+        return str(parser.bitwuzla().check_sat())
+    except (bitwuzla.BitwuzlaException, OSError) as exc:
+        return f"error: {_first_line(exc)}"
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

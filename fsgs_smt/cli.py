@@ -635,6 +635,54 @@ def check_cmd(
     _run(body)
 
 
+class TextSolver(enum.Enum):
+    """The solvers that read SMT-LIB text themselves."""
+
+    BITWUZLA = "bitwuzla"
+    Z3 = "z3"
+
+
+@app.command("check-certificates")
+def check_certificates_cmd(
+    directory: Annotated[
+        Path, typer.Argument(help="A directory written by prove --certificates.")
+    ],
+    solver: Annotated[
+        TextSolver, typer.Option(help="The solver that parses and answers each file.")
+    ] = TextSolver.BITWUZLA,
+    timeout: Annotated[float, typer.Option(help="Seconds per query (at most 1000000).")] = 600.0,
+) -> None:
+    """Answer every query of the certificates under DIRECTORY again, from the SMT-LIB text
+    alone (exit 0 when every answer is the recorded one, 1 if any differs, 3 on a timeout)."""
+
+    def body() -> int:
+        from fsgs_smt.certificates import recheck_certificates  # noqa: PLC0415
+
+        _check_timeout(timeout)
+        if not directory.is_dir():
+            raise InputError(CLI_SPAN, f"{directory}: not a directory: expected one that "
+                                       "prove --certificates wrote")  # fmt: skip
+        try:
+            answers, manifests = recheck_certificates(directory, solver.value, timeout)
+        except ValueError as exc:
+            raise InputError(CLI_SPAN, f"{exc}: expected the manifest that prove "
+                                       "--certificates wrote") from None  # fmt: skip
+        if not manifests:
+            raise InputError(CLI_SPAN, f"{directory}: no certificate.json below it: expected "
+                                       "a directory that prove --certificates wrote")  # fmt: skip
+        differ = [a for a in answers if a.got != a.expected]
+        for a in differ:
+            print(f"DIFFERS {a.file}: recorded {a.expected}, {solver.value} says {a.got}")
+        verdict = "every answer agrees" if not differ else f"{len(differ)} differ"
+        print(f"checked {len(answers)} queries of {len(manifests)} certificates with "
+              f"{solver.value}: {verdict}")  # fmt: skip
+        if any(a.got not in ("unknown",) for a in differ):
+            return ExitCode.VIOLATED
+        return ExitCode.UNKNOWN if differ else ExitCode.OK
+
+    _run(body)
+
+
 @app.command("policies")
 def policies_cmd(
     copy: Annotated[

@@ -108,3 +108,50 @@ def test_certificates_into_a_file_is_bad_input(tmp_path: Path) -> None:
                                  "--certificates", str(target)])  # fmt: skip
     assert 2 == result.exit_code
     assert f"--certificates {target}: is not a directory: expected a directory" in result.stderr
+
+
+def test_check_certificates_confirms_them_with_either_solver(
+    certified: tuple[Path, object],
+) -> None:
+    root, _ = certified
+    result = RUNNER.invoke(app, ["check-certificates", str(root)])
+    assert 0 == result.exit_code, result.output
+    assert "of 2 certificates with bitwuzla: every answer agrees" in result.stdout
+    q1a = root / "linux-5.9" / "Q1a"
+    by_z3 = RUNNER.invoke(app, ["check-certificates", str(q1a), "--solver", "z3"])
+    assert 0 == by_z3.exit_code, by_z3.output
+    assert "of 1 certificates with z3: every answer agrees" in by_z3.stdout
+
+
+def test_check_certificates_finds_a_query_that_lost_its_goal(
+    certified: tuple[Path, object], tmp_path: Path
+) -> None:
+    """The first query (a step of the inductive invariant) without its last assertion (the
+    negated goal) is satisfiable: the recorded unsat no longer holds, exit 1."""
+    import shutil  # noqa: PLC0415
+
+    root, _ = certified
+    copy = tmp_path / "q1a"
+    shutil.copytree(root / "linux-5.9" / "Q1a" / "intel", copy)
+    first = copy / "query-001.smt2"
+    text = first.read_text(encoding="utf-8")
+    assert "(set-info :status unsat)" in text
+    first.write_text(text.rsplit("(assert", 1)[0] + "(check-sat)\n", encoding="utf-8")
+    result = RUNNER.invoke(app, ["check-certificates", str(tmp_path)])
+    assert 1 == result.exit_code, result.output
+    assert f"DIFFERS {first}: recorded unsat, bitwuzla says sat" in result.stdout
+
+
+@pytest.mark.parametrize(("manifest", "message"), [
+    (None, "no certificate.json below it: expected a directory that prove --certificates"),
+    ("{]", "not an fsgs-smt certificate"),
+    ('{"queries": [{"file": "a.smt2"}]}', "not an fsgs-smt certificate"),
+])  # fmt: skip
+def test_check_certificates_of_what_is_no_certificate_is_bad_input(
+    tmp_path: Path, manifest: str | None, message: str
+) -> None:
+    if manifest is not None:
+        (tmp_path / "certificate.json").write_text(manifest, encoding="utf-8")
+    result = RUNNER.invoke(app, ["check-certificates", str(tmp_path)])
+    assert 2 == result.exit_code
+    assert message in result.stderr and result.stderr.count("\n") == 1
