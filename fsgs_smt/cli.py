@@ -524,7 +524,11 @@ def counterexample_cmd(
                                       ncpus=ncpus, ldt_slots=ldt_slots)  # fmt: skip
         found_with = Options(settings=overrides, ncpus=ncpus, ldt_slots=ldt_slots)
         if run is None:
-            print(f"{inv.id} on {pol.name}/{model}: {verdict.label} {verdict.reason}".rstrip(),
+            why = verdict.reason
+            if verdict.label.startswith("BOUNDED") and not why:
+                why = (f"no trace of up to {verdict.depth} events breaks it (--depth); "
+                       "fsgs-smt prove decides it for every length")  # fmt: skip
+            print(f"{inv.id} on {pol.name}/{model}: {verdict.label}" + (f": {why}" if why else ""),
                   file=sys.stderr)  # fmt: skip
             return ExitCode.UNKNOWN if verdict.label != "PROVED" else ExitCode.OK
         if fmt is CexFormat.TABLE:

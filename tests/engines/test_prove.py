@@ -355,3 +355,15 @@ def test_the_broken_expectation_is_evaluated_with_the_settings_it_was_found_with
     assert 1 == result.exit_code, result.output
     broken = " ".join(result.stdout.split("expect is false with", 1)[1].split())
     assert "r1.gs_base = 0x1" in broken and "before.gs_base = 0x0" in broken
+
+
+def test_a_counterexample_search_that_finds_none_says_what_was_searched() -> None:
+    """No trace within --depth: BOUNDED with what was searched and what decides it, exit 3
+    (it said only 'BOUNDED(2)')."""
+    result = RUNNER.invoke(app, ["counterexample", "linux-5.9", "Q1a", "--cpu", "intel",
+                                 "--depth", "2"])  # fmt: skip
+    assert 3 == result.exit_code
+    assert result.stderr == (
+        "Q1a on linux-5.9/intel: BOUNDED(2): no trace of up to 2 events breaks it (--depth); "
+        "fsgs-smt prove decides it for every length\n"
+    )  # fmt: skip
