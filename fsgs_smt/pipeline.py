@@ -120,10 +120,11 @@ def certify(
     benchmark with the answer it got, for another solver to check.
 
     A proof by lemmas starts again from its own lemmas (``details["lemmas"]``), so the
-    queries are those of that inductive invariant: kept by every group of events (base and
-    step), and implying the invariant and its own lemmas. The lemma cache is bypassed, so
-    that each of them is asked (and recorded) again. The verdict is the new one's: PROVED
-    again, or whatever stopped it.
+    queries are those of that inductive invariant: true in the initial world (Houdini
+    evaluates that without a solver, so it is asked here as a query of its own), kept by
+    every group of events, and implying the invariant and its own lemmas. The lemma cache
+    is bypassed, so that each of them is asked (and recorded) again. The verdict is the new
+    one's: PROVED again, or whatever stopped it.
     """
     names = verdict.details.get("lemmas")
     hints = tuple(str(n) for n in names) if isinstance(names, tuple | list) else None
@@ -132,7 +133,20 @@ def certify(
     _LEMMAS.pop(key, None)
     try:
         with recording(sink):
-            return check(policy, inv, model, again)
+            found = check(policy, inv, model, again)
+            lemmas, why = _LEMMAS.get(key, (None, "no lemmas"))
+            if found.status is not Status.PROVED or lemmas is None or why:
+                return found
+            import z3  # noqa: PLC0415 - engines own the solver; this stage composes queries
+
+            initial = system_for(policy, model, again).initial()
+            holds = lemmas.conj(initial)
+            base = _implied(z3.BoolVal(True), holds, Deadline(options.timeout), again)
+            if base.result != "unsat":
+                return Verdict(status=Status.UNKNOWN, depth=0, engine=found.engine,
+                               reason=f"the lemmas in the initial world: {base.result} "
+                               f"{base.reason}".strip())  # fmt: skip
+            return found
     finally:
         _LEMMAS.pop(key, None)
 
