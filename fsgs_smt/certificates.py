@@ -15,9 +15,15 @@ and writes, under ``DIR/<policy>/<invariant>/<cpu>/``:
   expected answer.
 
 Any SMT-LIB solver can then confirm the proof without fsgs-smt: ``for f in DIR/**/*.smt2;
-do bitwuzla $f; done`` must print each file's status. The files are the formulas as built
-(z3 terms, printed by z3 with shared subterms as ``let``), not the bitwuzla translation
-the default solver checked, so a second solver also checks that translation.
+do bitwuzla $f; done`` must print each file's status (``fsgs-smt check-certificates``
+does it with bitwuzla's or z3's own parser). The files are the formulas as built (z3
+terms, printed by z3 with shared subterms as ``let``), not the bitwuzla translation the
+default solver checked, so a second solver also checks that translation.
+
+What the files do not show stays fsgs-smt's part of the trust: that the formulas encode
+the policy and the invariant (the encoding is pinned to the simulator by property tests),
+and, for noninterference, that the product's two copies start equal (both start from the
+one initial world, so every "same" candidate holds there by construction).
 """
 
 from __future__ import annotations
