@@ -438,11 +438,11 @@ def prove_cmd(
                 progress.print(line, markup=False, highlight=False)
 
         results = run_prove(request, progress=tick)
-        if fmt is ProveFormat.TEXT:
-            text = render_text(pol, results, ncpus, ldt_slots)
+        if fmt is ProveFormat.JUNIT:
+            text = render_junit(pol, results)
         else:
-            render = {ProveFormat.JSON: render_json, ProveFormat.JUNIT: render_junit}[fmt]
-            text = render(pol, results)
+            render = render_text if fmt is ProveFormat.TEXT else render_json
+            text = render(pol, results, ncpus, ldt_slots)
         if output is not None:
             _write("--output", output, text)
         else:

@@ -107,9 +107,13 @@ def _verdict_json(r: Result, policy: ast.Policy) -> dict[str, Any]:
     return doc
 
 
-def render_json(policy: ast.Policy, results: list[Result]) -> str:
-    """The matrix as JSON."""
-    return json.dumps([_verdict_json(r, policy) for r in results], indent=2) + "\n"
+def render_json(
+    policy: ast.Policy, results: list[Result], ncpus: int = 2, ldt_slots: int = 2
+) -> str:
+    """The matrix as JSON; each cell says the size of the world it was decided for."""
+    world = {"ncpus": ncpus, "ldt_slots": ldt_slots}
+    return json.dumps([{**_verdict_json(r, policy), "world": world} for r in results],
+                      indent=2) + "\n"  # fmt: skip
 
 
 def render_junit(policy: ast.Policy, results: list[Result]) -> str:

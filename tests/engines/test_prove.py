@@ -335,6 +335,7 @@ def test_the_world_size_is_an_option_of_prove(tmp_path: Path) -> None:
     (cell,) = json.loads(as_json.stdout)
     assert "PROVED" == cell["verdict"]
     assert "for worlds of 3 CPUs and LDTs of up to 3 entries" in cell["certificate"]
+    assert {"ncpus": 3, "ldt_slots": 3} == cell["world"]
 
 
 def test_a_counterexample_in_a_one_cpu_world_migrates_to_cpu_0() -> None:
