@@ -118,10 +118,10 @@ def test_check_certificates_confirms_them_with_either_solver(
     certified: tuple[Path, object],
 ) -> None:
     root, _ = certified
-    result = RUNNER.invoke(app, ["check-certificates", str(root)])
+    q1a = root / "linux-5.9" / "Q1a"  # (every query of both is re-answered above already)
+    result = RUNNER.invoke(app, ["check-certificates", str(q1a)])
     assert 0 == result.exit_code, result.output
-    assert "of 2 certificates with bitwuzla: every answer agrees" in result.stdout
-    q1a = root / "linux-5.9" / "Q1a"
+    assert "of 1 certificates with bitwuzla: every answer agrees" in result.stdout
     by_z3 = RUNNER.invoke(app, ["check-certificates", str(q1a), "--solver", "z3"])
     assert 0 == by_z3.exit_code, by_z3.output
     assert "of 1 certificates with z3: every answer agrees" in by_z3.stdout
