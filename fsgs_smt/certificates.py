@@ -32,13 +32,16 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fsgs_smt.engines.backend import Answer
 from fsgs_smt.engines.verdict import Status
+from fsgs_smt.errors import InputError
 from fsgs_smt.pipeline import Options, certify
 from fsgs_smt.policy import ast
 from fsgs_smt.proving import Result
 from fsgs_smt.semantics.cpu import CPU_MODELS
+from fsgs_smt.source import Span
 
 MANIFEST = "certificate.json"
 
@@ -116,24 +119,48 @@ def recheck_certificates(
     """Answer every query of every certificate under *root* again, from the SMT-LIB text
     alone, with *solver*'s own parser (``z3`` or ``bitwuzla``), *timeout_s* per query.
 
-    Returns the answers and the manifests read.
+    Returns the answers and the manifests read. A manifest whose proof was not found again
+    when it was written (its ``verdict`` is not PROVED), or that lists no query, certifies
+    nothing: it is one answer that differs (``got`` says why).
 
     Raises:
-        ValueError: a manifest that is not a certificate (its file and why).
+        InputError: a manifest that is not a certificate, at the place in it.
     """
     out = []
     manifests = sorted(root.rglob(MANIFEST))
     for manifest in manifests:
-        try:
-            doc = json.loads(manifest.read_text(encoding="utf-8"))
-            queries = [(str(q["file"]), str(q["status"])) for q in doc["queries"]]
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-            msg = f"{manifest}: not an fsgs-smt certificate ({exc})"
-            raise ValueError(msg) from None
+        doc = _manifest(manifest)
+        queries = [(str(q["file"]), str(q["status"])) for q in doc["queries"]]
+        if doc.get("verdict") != "PROVED" or not queries:
+            why = f"verdict {doc.get('verdict')!r}" if queries else "no queries"
+            out.append(Rechecked(manifest, "PROVED", f"certifies nothing ({why})"))
         for name, expected in queries:
             path = manifest.parent / name
             out.append(Rechecked(path, expected, _answer_text(path, solver, timeout_s)))
     return out, manifests
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    """The manifest *path*, checked to be one (a list of queries, each a file and a status)."""
+    where = str(path)
+    expected = "expected the certificate.json that prove --certificates writes"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(Span(where, exc.lineno, exc.colno),
+                         f"not JSON ({exc.msg}): {expected}") from None  # fmt: skip
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(Span(where, 1, 1), f"cannot read it ({exc}): {expected}") from None
+    queries = doc.get("queries") if isinstance(doc, dict) else None
+    if not isinstance(queries, list) or not all(
+        isinstance(q, dict) and isinstance(q.get("file"), str)
+        and q.get("status") in ("sat", "unsat", "unknown")
+        for q in queries
+    ):  # fmt: skip
+        what = "no list of queries, each a file and a status sat, unsat or unknown"
+        raise InputError(Span(where, 1, 1), f"not an fsgs-smt certificate ({what}): {expected}")
+    assert isinstance(doc, dict)  # noqa: S101 - queries is a list only in a mapping
+    return doc
 
 
 def _answer_text(path: Path, solver: str, timeout_s: float) -> str:

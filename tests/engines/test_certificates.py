@@ -146,16 +146,36 @@ def test_check_certificates_finds_a_query_that_lost_its_goal(
     assert f"DIFFERS {first}: recorded unsat, bitwuzla says sat" in result.stdout
 
 
-@pytest.mark.parametrize(("manifest", "message"), [
-    (None, "no certificate.json below it: expected a directory that prove --certificates"),
-    ("{]", "not an fsgs-smt certificate"),
-    ('{"queries": [{"file": "a.smt2"}]}', "not an fsgs-smt certificate"),
+@pytest.mark.parametrize(("manifest", "place", "message"), [
+    (None, "<command line>:1:1",
+     "no certificate.json below it: expected a directory that prove --certificates"),
+    ('{\n  "queries": ]', "2:14", "not JSON (Expecting value): expected the certificate.json"),
+    ('{"queries": [{"file": "a.smt2"}]}', "1:1", "not an fsgs-smt certificate (no list of"),
 ])  # fmt: skip
 def test_check_certificates_of_what_is_no_certificate_is_bad_input(
-    tmp_path: Path, manifest: str | None, message: str
+    tmp_path: Path, manifest: str | None, place: str, message: str
 ) -> None:
+    """One located line, exit 2: at the JSON error in the manifest, or at the manifest."""
+    path = tmp_path / "certificate.json"
     if manifest is not None:
-        (tmp_path / "certificate.json").write_text(manifest, encoding="utf-8")
+        path.write_text(manifest, encoding="utf-8")
+        place = f"{path}:{place}"
     result = RUNNER.invoke(app, ["check-certificates", str(tmp_path)])
     assert 2 == result.exit_code
-    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"{place}: error: ") and result.stderr.count("\n") == 1
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize("doc", [
+    {"verdict": "UNKNOWN", "queries": [{"file": "query-001.smt2", "status": "unsat"}]},
+    {"verdict": "PROVED", "queries": []},
+])  # fmt: skip
+def test_a_manifest_that_certifies_nothing_is_a_difference(tmp_path: Path, doc: dict) -> None:  # type: ignore[type-arg]
+    """A proof not found again when written, or no query at all: never 'every answer agrees'."""
+    (tmp_path / "query-001.smt2").write_text(
+        "(set-logic QF_BV)\n(assert false)\n(check-sat)\n", encoding="utf-8"
+    )
+    (tmp_path / "certificate.json").write_text(json.dumps(doc), encoding="utf-8")
+    result = RUNNER.invoke(app, ["check-certificates", str(tmp_path)])
+    assert 1 == result.exit_code, result.output
+    assert "certifies nothing" in result.stdout and "1 differ" in result.stdout
