@@ -34,8 +34,11 @@ def main() -> None:
     parser.add_argument("--invariant", default="kernel-never-loads-noncanonical")
     parser.add_argument("--depth", type=int, default=32)
     parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--no-race", action="store_true",
-                        help="counterexamples with the default solver only, as before the race")
+    parser.add_argument(
+        "--no-race",
+        action="store_true",
+        help="counterexamples with the default solver only, as before the race",
+    )
     args = parser.parse_args()
     policy = load_checked(args.policy)
     pf = pr.load(pr.path_for(Path("proofs"), args.policy))

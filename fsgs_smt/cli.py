@@ -403,8 +403,11 @@ def prove_cmd(
     ldt_slots: Annotated[int, typer.Option("--ldt-slots", help=_LDT_HELP)] = 2,
     certificates: Annotated[
         Path | None,
-        typer.Option("--certificates", help="Write each proof's solver queries as SMT-LIB "
-                                            "files under DIR, for another solver to check."),
+        typer.Option(
+            "--certificates",
+            help="Write each proof's solver queries as SMT-LIB "
+            "files under DIR, for another solver to check.",
+        ),
     ] = None,
 ) -> None:
     """Prove each invariant of a policy on each CPU model, or find a counterexample."""
@@ -627,11 +630,23 @@ def check_cmd(
         for name in selected:
             path = pr.path_for(proofs, name)
             if not path.exists():
-                raise InputError(Span(str(path), 1, 1), f"no recorded proofs for {name}: "
-                                 "expected the file (create it with fsgs-smt check --update)")
+                raise InputError(
+                    Span(str(path), 1, 1),
+                    f"no recorded proofs for {name}: "
+                    "expected the file (create it with fsgs-smt check --update)",
+                )
             recorded[name] = pr.load(path, name)
-        results = pr.decide_matrix(selected, invs, cpus, pr.Settings(), solver=solver.value,
-                                   jobs=jobs, recorded=recorded, full=full, progress=tick)
+        results = pr.decide_matrix(
+            selected,
+            invs,
+            cpus,
+            pr.Settings(),
+            solver=solver.value,
+            jobs=jobs,
+            recorded=recorded,
+            full=full,
+            progress=tick,
+        )
         outcomes = [o for _, o in results] + pr.stale_records(recorded, invs)
         print(render_check(outcomes, fmt.value, updated=False), end="")
         return ExitCode.OK if all(o.agree for o in outcomes) else ExitCode.VIOLATED
@@ -648,9 +663,7 @@ class TextSolver(enum.Enum):
 
 @app.command("check-certificates")
 def check_certificates_cmd(
-    directory: Annotated[
-        Path, typer.Argument(help="A directory written by prove --certificates.")
-    ],
+    directory: Annotated[Path, typer.Argument(help="A directory written by prove --certificates.")],
     solver: Annotated[
         TextSolver, typer.Option(help="The solver that parses and answers each file.")
     ] = TextSolver.BITWUZLA,
@@ -687,8 +700,11 @@ def check_certificates_cmd(
 def policies_cmd(
     copy: Annotated[
         Path | None,
-        typer.Option("--copy", help="Copy the shipped policies and their libraries into DIR "
-                                    "(a new or empty directory), to edit them."),
+        typer.Option(
+            "--copy",
+            help="Copy the shipped policies and their libraries into DIR "
+            "(a new or empty directory), to edit them.",
+        ),
     ] = None,
 ) -> None:
     """List the shipped policies, one line each (the default is marked *)."""

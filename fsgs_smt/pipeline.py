@@ -26,7 +26,7 @@ from typing import Any
 from fsgs_smt.encode.property import Property
 from fsgs_smt.encode.system import System
 from fsgs_smt.engines.backend import Answer, Sink, Solver, bitwuzla_available, recording
-from fsgs_smt.engines.houdini import Lemmas, houdini, recheck_lemmas
+from fsgs_smt.engines.houdini import Lemmas, houdini
 from fsgs_smt.engines.kind import Deadline, Engine, Known, Search, Witness, recheck_certificate
 from fsgs_smt.engines.portfolio import Racer, can_race, race
 from fsgs_smt.engines.verdict import Status, Verdict
@@ -234,19 +234,13 @@ def system_for(policy: ast.Policy, model: CpuModel, options: Options) -> System:
 
 
 def lemmas_for(system: System, deadline: Deadline, options: Options) -> tuple[Lemmas, str]:
-    """The inductive lemmas of *system*: found by Houdini, re-checked in fresh solvers, cached."""
+    """The inductive lemmas of *system*: found by Houdini (whose last pass re-checks them in
+    solvers made for exactly them), cached."""
     key = _key(system.policy, system.model, options)
     if key not in _LEMMAS:
         lemmas, why = houdini(
             system, deadline.left_ms, solver=options.solver, start=options.lemma_hints
-        )
-        # A group whose first check, in a fresh solver, kept exactly these lemmas has been
-        # re-checked already; the others are checked again, each in a fresh solver.
-        if not why and lemmas.unchecked:
-            again = recheck_lemmas(system, lemmas, deadline.left_ms, solver=options.solver,
-                                   groups=lemmas.unchecked)  # fmt: skip
-            if again:
-                lemmas, why = Lemmas((), (), lemmas.rounds), f"the lemmas did not re-check: {again}"
+        )  # its last pass checks every group with exactly the final set, in fresh solvers
         if why:
             return lemmas, why  # a timeout is not cached: a later call may have more time
         _LEMMAS[key] = (lemmas, why)

@@ -449,7 +449,8 @@ def _decide(
     model = CPU_MODELS[group.cpu]
     cold = group.settings.options(group.solver)
     changed = rec is None or (rec.policy_sha256, rec.invariant_sha256) != (
-        policy.text_hash, inv.text_hash
+        policy.text_hash,
+        inv.text_hash,
     )
     if group.recorded is None or changed:
         return check(policy, inv, model, cold), ""
@@ -572,8 +573,13 @@ def stale_records(recorded: Mapping[str, ProofFile], invariants: list[Invariant]
     ids = {inv.id for inv in invariants}
     return [
         Outcome(
-            policy=name, invariant=r.invariant, cpu=r.cpu, recorded=r.label, now="-",
-            agree=False, note="recorded, but no longer checked",
+            policy=name,
+            invariant=r.invariant,
+            cpu=r.cpu,
+            recorded=r.label,
+            now="-",
+            agree=False,
+            note="recorded, but no longer checked",
         )
         for name, pf in recorded.items()
         for r in pf.records

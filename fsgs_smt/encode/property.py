@@ -220,9 +220,7 @@ class Property:
         values = {n: model.eval(v, model_completion=True).as_long() for n, v in own.items()}
         ovalues = {n: model.eval(v, model_completion=True).as_long() for n, v in other.items()}
         n = len(other_actions())
-        choices = tuple(
-            other_choice(n, ovalues[f"any{k}"]) for k in range(any_count(self.inv))
-        )
+        choices = tuple(other_choice(n, ovalues[f"any{k}"]) for k in range(any_count(self.inv)))
         out = instantiate(self.inv.events, values, ovalues, choices)
         return out, values
 

@@ -142,9 +142,7 @@ class Solver:
     def __init__(self, backend: str = "auto", *, seed: int = 0) -> None:
         self.config = resolve(backend)
         self.backend, options = CONFIGS.get(self.config, (self.config, {}))
-        self.impl: _Z3 | _Bitwuzla = (
-            _Z3(seed) if self.backend == "z3" else _Bitwuzla(seed, options)
-        )
+        self.impl: _Z3 | _Bitwuzla = _Z3(seed) if self.backend == "z3" else _Bitwuzla(seed, options)
         self._sink = _RECORDER.get()
         self._asserted: list[Any] = []  # kept only while recording
 

@@ -111,7 +111,11 @@ def walks(
 
 
 def pair_walks(
-    system: System, free: Sequence[str], *, seed: int = SEED, count: int = WALKS,
+    system: System,
+    free: Sequence[str],
+    *,
+    seed: int = SEED,
+    count: int = WALKS,
     length: int = LENGTH,
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any], tuple[Event, ...], tuple[Event, ...]]]:
     """Pairs of worlds of the self-composition (`engines.ni`), with the events each copy

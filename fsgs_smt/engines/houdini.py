@@ -50,10 +50,7 @@ class Lemmas:
 
     names: tuple[str, ...]
     build: tuple[Callable[[dict[str, Any]], Any], ...]
-    rounds: int
-    # The groups (indices into `System.groups`) whose first check, in a fresh solver, was
-    # not of exactly these lemmas: `recheck_lemmas` checks them again.
-    unchecked: tuple[int, ...] = ()
+    sets: int  # how many candidate sets the search asked about (1 + the drops)
     template: dict[str, Any] | None = None  # a world to build over once, then substitute
     _built: list[Any] = field(default_factory=list, compare=False, repr=False)
 
@@ -252,18 +249,26 @@ def explored(system: System) -> set[str]:
 
 
 def houdini(
-    system: System, deadline_ms: Callable[[], int], *, solver: str = "auto",
+    system: System,
+    deadline_ms: Callable[[], int],
+    *,
+    solver: str = "auto",
     start: Iterable[str] | None = None,
 ) -> tuple[Lemmas, str]:
     """The largest subset of the candidates (or of *start*) that is inductive and true initially.
 
-    One incremental solver per group of event variants (`System.groups`); candidates are
-    switched on by assumption literals, so clauses learned in one round serve the next. A
-    round drops every candidate that a counterexample to induction falsifies; the search
-    ends when no variant can break the survivors. The groups that broke a candidate last
-    round are asked first, so most candidates fall before the expensive (unsat) checks are
-    repeated. A group whose first check, in its fresh solver, kept exactly the final set
-    has been re-checked already; the others are listed in `Lemmas.unchecked`.
+    Each query asks whether one group of event variants (`System.groups`) can break a
+    candidate from a world satisfying all current ones; a counterexample to induction
+    drops every candidate it falsifies. The queries of one candidate set are asked in
+    solvers made for exactly that set: one shared by the one-variant groups (the lemmas
+    asserted once, each group asking under its own assumptions; their queries are small,
+    and the lemmas were most of each one's time), and a fresh one for the shared yields'
+    group. The cheap groups go first; a cheap group that dropped candidates is asked again
+    at once, and after a drop by the expensive group the search goes back to the first
+    group not yet checked with the current set, so the expensive group is asked again
+    only once every cheap one keeps the set. The search ends when every group has
+    been checked with the surviving set in a solver made for it: the search's last pass
+    is the fresh re-check of the inductive invariant.
 
     *start* (names recorded by an earlier run, e.g. in ``proofs/``) only narrows the
     search: the result is inductive whatever it was, and unknown names are ignored.
@@ -278,8 +283,7 @@ def houdini(
         alive &= set(start)
     else:  # what a reachable world falsifies is in no inductive invariant (`explore`)
         alive &= explored(system)
-    s, p = system.state(0), system.params(0)
-    lits = {n: z3.Bool(f"lemma:{n}") for n, _ in cands}
+    s, p, op = system.state(0), system.params(0), system.op(0)
     template = system.template_state()
     built = {n: f(template) for n, f in cands}  # some run the policy's hooks: build once
 
@@ -287,65 +291,49 @@ def houdini(
         return substitute_many(built, [(template[k], world[k]) for k in template])
 
     pre = at(s)
-    groups = system.groups()
-    checks: list[tuple[Solver, dict[str, Any]] | None] = [None] * len(groups)
-    fresh: list[frozenset[str]] = [frozenset()] * len(groups)  # what the first check kept
-    checked = [False] * len(groups)
-    # The small groups first: candidates mostly fall there, cheaply, before the first
-    # (fresh) check of the big group, which then is of the final set more often than not.
-    order = sorted(range(len(groups)), key=lambda i: len(groups[i]))
-    rounds = 0
-    changed = True
-    while changed:
-        changed = False
-        rounds += 1
-        broke: list[int] = []
-        for i in order:
-            slot = checks[i]
-            if slot is None:
-                slot = _group_solver(system, groups[i], solver, lits, pre, at, s, p)
-                checks[i] = slot
-            check, post = slot
-            falsified_here = False
-            while True:
-                live = sorted(alive)
-                bad = z3.Not(z3.And([post[n] for n in live])) if live else z3.BoolVal(False)
-                answer = check.check(*[lits[n] for n in live], bad, deadline=deadline_ms)
-                first, checked[i] = not checked[i], True
-                if answer.result == "unsat":
-                    if first:  # this group's solver was fresh, and kept all of *live*
-                        fresh[i] = frozenset(alive)
-                    break
-                if answer.result == "unknown":
-                    why = "timeout" if answer.reason == "timeout" else answer.reason
-                    return Lemmas((), (), rounds), f"lemma search: {why}"
-                model = check.model()
-                falsified = {n for n in live if not model.is_true(post[n])}
-                if not falsified:  # the model satisfies `bad`: one must be false
-                    return Lemmas((), (), rounds), ("lemma search: the solver's model "
-                                                    "falsifies no candidate")  # fmt: skip
-                alive -= falsified
-                changed = falsified_here = True
-            if falsified_here:
-                broke.append(i)
-        order = broke + [i for i in order if i not in broke]
+    groups = sorted(system.groups(), key=len)  # the one-variant groups first
+    steps: dict[int, tuple[Any, dict[str, Any]]] = {}  # (constraint, post), built once
+    verified: list[frozenset[str]] = [frozenset()] * len(groups)  # the set each group kept
+    cheap: tuple[frozenset[str], Solver] | None = None
+    sets = 1
+    gi: int | None = 0 if groups else None
+    while gi is not None:
+        group = groups[gi]
+        if gi not in steps:
+            steps[gi] = (system.group_constraint(group, p, op),
+                         at(system.group_successor(group, s, p, op)))  # fmt: skip
+        cons, post = steps[gi]
+        live = sorted(alive)
+        bad = z3.Not(z3.And([post[n] for n in live])) if live else z3.BoolVal(False)
+        if len(group) == 1:
+            if cheap is None or cheap[0] != frozenset(alive):
+                cheap = (frozenset(alive), Solver(solver))
+                cheap[1].add(*[pre[n] for n in live])
+            check = cheap[1]
+            answer = check.check(cons, bad, deadline=deadline_ms)
+        else:
+            check = Solver(solver)
+            check.add(cons, *[pre[n] for n in live])
+            answer = check.check(bad, deadline=deadline_ms)
+        if answer.result == "unknown":
+            why = "timeout" if answer.reason == "timeout" else answer.reason
+            return Lemmas((), (), sets), f"lemma search: {why}"
+        if answer.result == "unsat":
+            verified[gi] = frozenset(alive)
+        else:
+            model = check.model()
+            falsified = {n for n in live if not model.is_true(post[n])}
+            if not falsified:  # the model satisfies `bad`: one must be false
+                return Lemmas((), (), sets), ("lemma search: the solver's model "
+                                              "falsifies no candidate")  # fmt: skip
+            alive -= falsified
+            sets += 1
+            if len(group) == 1:  # asked again at once: its next counterexample often
+                continue  # drops more, and the others are then asked once for all of it
+        gi = next((g for g, v in enumerate(verified) if v != alive), None)
     names = tuple(n for n, _ in cands if n in alive)
     build = tuple(f for n, f in cands if n in alive)
-    unchecked = tuple(i for i in range(len(groups)) if fresh[i] != alive)
-    return Lemmas(names, build, rounds, unchecked, template=system.template_state()), ""
-
-
-def _group_solver(
-    system: System, group: tuple[int, ...], solver: str, lits: dict[str, Any],
-    pre: dict[str, Any], at: Callable[[dict[str, Any]], dict[str, Any]], s: dict[str, Any],
-    p: dict[str, Any],
-) -> tuple[Solver, dict[str, Any]]:  # fmt: skip
-    op = system.op(0)
-    nxt = system.group_successor(group, s, p, op)
-    check = Solver(solver)
-    check.add(system.group_constraint(group, p, op))
-    check.add([z3.Implies(lits[n], pre[n]) for n in pre])
-    return check, at(nxt)
+    return Lemmas(names, build, sets, template=system.template_state()), ""
 
 
 def recheck_lemmas(

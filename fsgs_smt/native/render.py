@@ -227,8 +227,11 @@ def render_conform_json(report: ConformReport) -> dict[str, Any]:
             {
                 "name": r.case.name,
                 "kind": r.kind,
-                "recheck": None if r.recheck is None else {
-                    "runs": r.recheck.runs, "matched_runs": r.recheck.matched_runs,
+                "recheck": None
+                if r.recheck is None
+                else {
+                    "runs": r.recheck.runs,
+                    "matched_runs": r.recheck.matched_runs,
                     "seen": r.recheck.seen,
                 },
                 "first": first_mismatch(r),

@@ -211,9 +211,7 @@ class _Checker:
                 return True
         return False
 
-    def assign(
-        self, target: ast.Name, typ: str, ctx: _Ctx, value: ast.Expr | None = None
-    ) -> None:
+    def assign(self, target: ast.Name, typ: str, ctx: _Ctx, value: ast.Expr | None = None) -> None:
         parts = target.parts
         where = target.span
         if len(parts) == 1 and target.index is None:

@@ -7,12 +7,14 @@ import json
 import random
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 import z3
 
 from fsgs_smt.encode.system import PARAMS, System
 from fsgs_smt.engines import explore, ni
+from fsgs_smt.engines.backend import Answer, Solver, _flat
 from fsgs_smt.engines.houdini import candidates, houdini, recheck_lemmas
 from fsgs_smt.engines.verdict import Status
 from fsgs_smt.pipeline import Options, check
@@ -167,22 +169,58 @@ def test_every_lemma_candidate_means_the_same_on_concrete_and_symbolic_worlds(po
     assert any(False in v for v in seen.values())  # the comparison saw falsified ones too
 
 
-def test_houdini_lists_the_groups_to_check_again_and_they_recheck() -> None:
-    """linux-4.13 drops candidates (its switch does not restore every base): the groups
-    whose first check saw more than the final set are listed, the big group (checked last,
-    after the drops) is not, and every group, listed or not, re-checks. Exploring first
-    gives the same lemmas."""
+def test_houdini_without_exploration_drops_by_solver_and_its_lemmas_recheck() -> None:
+    """linux-4.13 drops candidates (its switch does not restore every base). Started from
+    every candidate (no exploration), the solver's counterexamples drop them, over several
+    candidate sets; the result re-checks, every group in a fresh solver, and exploring
+    first gives the same lemmas."""
     system = _system("linux-4.13")
     every = [n for n, _ in candidates(system)]  # a start: no exploration, the solver drops
     lemmas, why = houdini(system, lambda: 600_000, start=every)
 
     assert "" == why
     assert "stopped task restores its saved fs base" not in lemmas.names
-    assert lemmas.unchecked
-    assert 0 not in lemmas.unchecked  # the yields and the migration: checked once, fresh
-    assert "" == recheck_lemmas(system, lemmas, lambda: 600_000, groups=lemmas.unchecked)
+    assert lemmas.sets > 1
     assert "" == recheck_lemmas(system, lemmas, lambda: 600_000)
     assert lemmas.names == houdini(system, lambda: 600_000)[0].names
+
+
+def test_houdini_asks_each_group_last_with_exactly_the_final_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The search's last pass is the re-check: after the last drop, every group is asked
+    once, unsatisfiably, in a solver made after that drop that holds exactly the
+    surviving lemmas (the cheap groups' shared one; the yields' own, with its constraint)."""
+    system = _system("linux-4.13")
+    every = [n for n, _ in candidates(system)]
+    asserted: dict[int, int] = {}
+    asked: list[tuple[int, str]] = []
+    alive: list[Solver] = []  # kept, so that no solver's id is reused
+    original_add, original_check = Solver.add, Solver.check
+
+    def add(self: Solver, *terms: Any) -> None:
+        asserted[id(self)] = asserted.get(id(self), 0) + len(list(_flat(terms)))
+        alive.append(self)
+        original_add(self, *terms)
+
+    def check(self: Solver, *assumptions: Any, deadline: Any = None) -> Answer:
+        answer = original_check(self, *assumptions, deadline=deadline)
+        asked.append((id(self), answer.result))
+        return answer
+
+    monkeypatch.setattr(Solver, "add", add)
+    monkeypatch.setattr(Solver, "check", check)
+    lemmas, why = houdini(system, lambda: 600_000, start=every)
+
+    assert "" == why
+    assert lemmas.sets > 1  # it dropped some
+    last_drop = max(i for i, (_, result) in enumerate(asked) if result == "sat")
+    after = asked[last_drop + 1 :]
+    assert len(system.groups()) == len(after)
+    assert all(result == "unsat" for _, result in after)
+    solvers = sorted({sid for sid, _ in after}, key=lambda sid: asserted[sid])
+    assert [len(lemmas.names), len(lemmas.names) + 1] == [asserted[sid] for sid in solvers]
+    assert all(sid not in {s for s, _ in asked[: last_drop + 1]} for sid in solvers)
 
 
 def test_an_explored_leak_beyond_the_product_bmc_depth_is_still_violated() -> None:

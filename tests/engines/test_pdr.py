@@ -51,9 +51,7 @@ def test_the_houdini_lemmas_recheck_as_a_spacer_certificate() -> None:
     (inv,) = select_invariants(None, ["kernel-never-loads-noncanonical"])
     prop = Property(system, inv)
     assert pdr.recheck(system, prop, lemmas.conj(system.state(0)), 120, solver="auto") == ""
-    assert pdr.recheck(system, prop, z3.BoolVal(False), 60, solver="auto") == (
-        "initially: sat"
-    )
+    assert pdr.recheck(system, prop, z3.BoolVal(False), 60, solver="auto") == ("initially: sat")
 
 
 def test_the_pdr_engine_never_proves_a_violated_invariant() -> None:

@@ -21,8 +21,9 @@ requires_race = pytest.mark.skipif(
 )
 SOLVERS = ["z3", "bitwuzla"] if bitwuzla_available() else ["z3"]
 # each solver on the encoding of the first step it races with in the pipeline, and z3 on both
-RACERS = [("z3", False), ("bitwuzla", True)] if bitwuzla_available() else [("z3", True),
-                                                                           ("z3", False)]
+RACERS = (
+    [("z3", False), ("bitwuzla", True)] if bitwuzla_available() else [("z3", True), ("z3", False)]
+)
 
 
 def _cell(invariant: str):  # type: ignore[no-untyped-def]

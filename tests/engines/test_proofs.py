@@ -203,10 +203,14 @@ BAD_TRACE = {"format": "fsgs-trace/1", "events": [{"op": "nope"}]}
         (lambda d: d["records"][0].update(cpu="m68k"), "cpu: expected one of"),
         (lambda d: d["records"][0].pop("solver"), "missing key 'solver' in record"),
         (lambda d: d["settings"].update(depth=-1), "depth: expected an integer >= 1, got -1"),
-        (lambda d: d["settings"].update(timeout=0),
-         "timeout: expected a number in (0, 1000000], got 0"),
-        (lambda d: d["settings"].update(ncpus="two"),
-         "ncpus: expected an integer in 1..64, got 'two'"),
+        (
+            lambda d: d["settings"].update(timeout=0),
+            "timeout: expected a number in (0, 1000000], got 0",
+        ),
+        (
+            lambda d: d["settings"].update(ncpus="two"),
+            "ncpus: expected an integer in 1..64, got 'two'",
+        ),
         (lambda d: d["records"][0].update(depth="x"), "depth: expected an integer >= 0, got 'x'"),
         (lambda d: d["records"][1]["trace"].update(events=[{"op": "nope"}]), "trace:"),
         (lambda d: d["records"][1].update(other_trace=BAD_TRACE), "other_trace:"),
@@ -234,8 +238,10 @@ def test_a_setting_too_large_for_a_float_is_one_located_error(tmp_path: Path) ->
     with pytest.raises(InputError) as info:
         pr.load(path)
     line = info.value.one_line()
-    assert line.startswith(f"{path}:") and "timeout: expected a number in (0, 1000000], got " \
-        "1e999" in line, line
+    assert (
+        line.startswith(f"{path}:")
+        and "timeout: expected a number in (0, 1000000], got 1e999" in line
+    ), line
 
 
 def _load_error(path: Path, policy: str | None = None) -> str:
@@ -402,7 +408,8 @@ def test_evidence_short_of_events_or_parameters_does_not_replay() -> None:
     assert replay(pol, inv, model, Options(), events, cell.params, len(events) - tail)[0]
 
     assert (False, "0 events, fewer than the invariant's own 2") == replay(
-        pol, inv, model, Options(), [], cell.params, -tail)
+        pol, inv, model, Options(), [], cell.params, -tail
+    )
     ok, why = replay(pol, inv, model, Options(), events, {}, len(events) - tail)
     assert (False, "no value for the parameters b") == (ok, why)
 
@@ -422,8 +429,9 @@ def test_evidence_whose_own_events_are_not_the_invariants_does_not_replay() -> N
     forged = [*events[:at], replace(wrbase, value=cell.params["b"] + 1), *events[at + 1 :]]
     why = "selftest-wrbase's own event 0 is not as the invariant writes it with the parameters"
     assert (False, why) == replay(pol, inv, model, Options(), forged, cell.params, at)
-    two = ev.Yield(other=(ev.MovSeg(seg=ev.Seg.GS, selector=0),
-                          ev.MovSeg(seg=ev.Seg.FS, selector=0)))
+    two = ev.Yield(
+        other=(ev.MovSeg(seg=ev.Seg.GS, selector=0), ev.MovSeg(seg=ev.Seg.FS, selector=0))
+    )
     assert (False, "selftest-wrbase's own event 1 is a yield of at most one other-task "
             "action") == replay(pol, inv, model, Options(), [*events[:-1], two], cell.params,
                                 at)  # fmt: skip

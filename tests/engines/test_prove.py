@@ -172,27 +172,41 @@ def test_counterexample_itf_uses_bigints() -> None:
     [
         (["prove", "linux-5.9", "--invariant", "nope"], "unknown invariant 'nope'"),
         (["prove", "linux-5.9", "--depth", "0"], "--depth 0: expected a positive number"),
-        (["prove", "linux-5.9", "--timeout", "-1"],
-         "--timeout -1.0: expected a number in (0, 1000000]"),
-        (["prove", "linux-5.9", "--timeout", "nan"],
-         "--timeout nan: expected a number in (0, 1000000]"),
-        (["prove", "linux-5.9", "--timeout", "inf"],
-         "--timeout inf: expected a number in (0, 1000000]"),
-        (["counterexample", "linux-5.9", "Q1a", "--timeout", "inf"],
-         "--timeout inf: expected a number in (0, 1000000]"),
+        (
+            ["prove", "linux-5.9", "--timeout", "-1"],
+            "--timeout -1.0: expected a number in (0, 1000000]",
+        ),
+        (
+            ["prove", "linux-5.9", "--timeout", "nan"],
+            "--timeout nan: expected a number in (0, 1000000]",
+        ),
+        (
+            ["prove", "linux-5.9", "--timeout", "inf"],
+            "--timeout inf: expected a number in (0, 1000000]",
+        ),
+        (
+            ["counterexample", "linux-5.9", "Q1a", "--timeout", "inf"],
+            "--timeout inf: expected a number in (0, 1000000]",
+        ),
         (["prove", "linux-5.9", "--output", "."], "--output .: is a directory"),
-        (["prove", "linux-5.9", "--output", "/nonexistent-fsgs/r.json"],
-         "there is no directory /nonexistent-fsgs: expected a file in an existing directory"),
-        (["counterexample", "linux-5.9", "Q1a", "--output", "/nonexistent-fsgs/t"],
-         "there is no directory /nonexistent-fsgs"),
+        (
+            ["prove", "linux-5.9", "--output", "/nonexistent-fsgs/r.json"],
+            "there is no directory /nonexistent-fsgs: expected a file in an existing directory",
+        ),
+        (
+            ["counterexample", "linux-5.9", "Q1a", "--output", "/nonexistent-fsgs/t"],
+            "there is no directory /nonexistent-fsgs",
+        ),
         (["prove", "linux-5.9", "--engine", "magic"], "Invalid value for '--engine'"),
         (["prove", "linux-5.9", "--cpu", "arm"], "unknown CPU model"),
         (["counterexample", "linux-5.9", "Q9"], "unknown invariant 'Q9'"),
         (["prove", "linux-5.9", "--cpus", "0"], "--cpus 0: expected 1..64"),
         (["prove", "linux-5.9", "--ldt-slots", "8193"], "--ldt-slots 8193: expected 1..8192"),
         (["counterexample", "linux-5.9", "Q1a", "--cpus", "65"], "--cpus 65: expected 1..64"),
-        (["counterexample", "linux-5.9", "Q1a", "--ldt-slots", "0"],
-         "--ldt-slots 0: expected 1..8192"),
+        (
+            ["counterexample", "linux-5.9", "Q1a", "--ldt-slots", "0"],
+            "--ldt-slots 0: expected 1..8192",
+        ),
     ],
 )
 def test_prove_bad_input_is_one_line_and_exit_2(args: list[str], needle: str) -> None:
@@ -325,8 +339,9 @@ def test_the_world_size_is_an_option_of_prove(tmp_path: Path) -> None:
 
     small = RUNNER.invoke(app, args)
     assert 2 == small.exit_code
-    assert small.stderr.startswith(f"{spec}:7:28: error: migrate to CPU 2: expected a CPU "
-                                   "number in 0..1")
+    assert small.stderr.startswith(
+        f"{spec}:7:28: error: migrate to CPU 2: expected a CPU number in 0..1"
+    )
 
     text = RUNNER.invoke(app, [*args, "--cpus", "3", "--ldt-slots", "3"])
     assert 0 == text.exit_code, text.output

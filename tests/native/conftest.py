@@ -54,9 +54,7 @@ def native_skip_reason() -> str:
 
 
 requires_gcc = pytest.mark.skipif(bool(gcc_skip_reason()), reason=gcc_skip_reason() or "-")
-requires_native = pytest.mark.skipif(
-    bool(native_skip_reason()), reason=native_skip_reason() or "-"
-)
+requires_native = pytest.mark.skipif(bool(native_skip_reason()), reason=native_skip_reason() or "-")
 
 
 @functools.cache

@@ -252,8 +252,7 @@ def test_cli_conform_disagreement_is_written_and_exits_1(tmp_path: Path) -> None
     counted."""
     litmus = _litmus(tmp_path, "L07.json", "L08.json")
     (litmus / "bad-setregs.json").write_text(
-        '{"format": "fsgs-trace/1", "events": [{"op": "ptrace_setregs", "fields": '
-        '{"ip": "0x0"}}]}'
+        '{"format": "fsgs-trace/1", "events": [{"op": "ptrace_setregs", "fields": {"ip": "0x0"}}]}'
     )
     out = tmp_path / "dis.json"
     model, predicted, observed = wrong_model()
@@ -267,7 +266,8 @@ def test_cli_conform_disagreement_is_written_and_exits_1(tmp_path: Path) -> None
             "x1") in (
         result.stdout.splitlines())  # fmt: skip
     assert f"skipped {litmus / 'bad-setregs.json'}: event 0 ptrace_setregs changes ip" in (
-        result.stdout)
+        result.stdout
+    )
     assert "traces: 1 agree, 1 disagree, 1 skipped (cannot run here)" in result.stdout
     assert f"first disagreeing trace ({litmus / 'L07.json'}) written to {out}" in result.stdout
     written = load_trace(out).trace

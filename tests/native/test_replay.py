@@ -160,7 +160,8 @@ def test_no_page_fault_nulls_a_selector_in_a_long_trace() -> None:
 
     assert report.agrees, explain(report)
     assert ("0x0", "0x1") == (  # the fork's IRET nulled FS 2; GS 1 came after it
-        report.events[-1].state.predicted["fs"], report.events[-1].state.predicted["gs"]
+        report.events[-1].state.predicted["fs"],
+        report.events[-1].state.predicted["gs"],
     )
 
 
@@ -223,7 +224,10 @@ def test_cli_replay_json_and_mismatch_exit_code() -> None:
     assert 1 == result.exit_code, result.stderr
     data = json.loads(result.stdout)
     assert ("linux-5.9", model, "Never", 1) == (
-        data["policy"], data["cpu"], data["seen"], data["runs"]
+        data["policy"],
+        data["cpu"],
+        data["seen"],
+        data["runs"],
     )
     assert 9 == len(data["events"])
     assert not data["events"][1]["state"]["match"]

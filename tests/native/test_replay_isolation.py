@@ -50,7 +50,7 @@ def test_the_task_is_traced_only_during_its_stops() -> None:
     """PTRACE_TRACEME in each stop, PTRACE_DETACH after it; never PTRACE_TRACEME at the
     start of the task."""
     text = cgen.c_source(_deleted_under_fs(Signal(), PtracePeek(field=PtraceField.FS)))
-    stop = text[text.index("static UNUSED void stop_for_tracer"):]
+    stop = text[text.index("static UNUSED void stop_for_tracer") :]
 
     assert "rsys(NR_ptrace, PTRACE_TRACEME" in stop[: stop.index("S->stop_at = k;")]
     assert "ptrace(PTRACE_DETACH, pid, 0, 0);" in text

@@ -267,7 +267,8 @@ def test_a_run_an_interrupt_explains_is_recorded_and_agrees_in_the_minority() ->
     assert text.endswith("agrees with the model: yes (the runs that match outright must be "
                          "the majority)\n")  # fmt: skip
     assert ([{"run": 2, "before_event": 6, "kind": "interrupt"}], True) == (
-        render_json(report)["interrupted"], render_json(report)["agrees"]
+        render_json(report)["interrupted"],
+        render_json(report)["agrees"],
     )
 
 
@@ -310,8 +311,10 @@ def test_a_context_switch_after_exec_reloads_the_stale_tls_entry() -> None:
     assert ("ok", "0x70") == (pred.results[2], pred.states[2]["gs"])  # type: ignore[index]
     assert [(2, 2, "context switch")] == [(i.run, i.before, i.kind) for i in report.interrupted]
     assert report.agrees
-    assert "run 2 is the prediction with a context switch (the task slept or was preempted) " \
+    assert (
+        "run 2 is the prediction with a context switch (the task slept or was preempted) "
         "before event 2" in render_text(report)
+    )
 
 
 def test_a_run_with_an_error_never_matches() -> None:

@@ -141,9 +141,7 @@ def test_a_mutant_that_breaks_an_invariant_is_never_proved(data: st.DataObject) 
         if inv.kind == "transition":
             oparams = {n: data.draw(st.integers(0, 3)) for n in PARAMS}
             n_any = sum(1 for e in inv.events if is_any_other(e))
-            choices = tuple(
-                data.draw(st.integers(0, len(other_actions()))) for _ in range(n_any)
-            )
+            choices = tuple(data.draw(st.integers(0, len(other_actions()))) for _ in range(n_any))
             tail = instantiate(inv.events, values, oparams, choices)
         events = [*prefix, *tail]
         try:
@@ -156,6 +154,5 @@ def test_a_mutant_that_breaks_an_invariant_is_never_proved(data: st.DataObject) 
     assume(broken is not None)
     verdict = check(policy, inv, model, OPTIONS)
     assert verdict.status is not Status.PROVED, (
-        f"{kind} at {hook}{list(path)}: {inv_id} PROVED, but the simulator breaks it with "
-        f"{broken}"
+        f"{kind} at {hook}{list(path)}: {inv_id} PROVED, but the simulator breaks it with {broken}"
     )

@@ -68,7 +68,7 @@ def test_symbolic_rotation_is_the_concrete_one() -> None:
     (here, target) pair gives the concrete rotation."""
     zd = Z3Domain()
     here, target = z3.BitVec("here", 8), z3.BitVec("target", 8)
-    for (c, t) in itertools.product(range(N), range(N)):
+    for c, t in itertools.product(range(N), range(N)):
         world = {k: (zd.boolean(bool(v)) if KEYS[k] == 0 else zd.bv(int(v), KEYS[k]))
                  for k, v in _world(c).items()}  # fmt: skip
         world["T.cpu"] = here

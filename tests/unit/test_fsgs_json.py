@@ -421,8 +421,7 @@ BAD_INPUT = [
     ),
     (
         _doc('{"op": "arch_prctl", "code": "SET_GS"}'),
-        "t.json:2:1: error: missing key 'value' in arch_prctl event: expected a value with "
-        "SET_GS",
+        "t.json:2:1: error: missing key 'value' in arch_prctl event: expected a value with SET_GS",
     ),
     (
         _doc('{"op": "arch_prctl", "code": "GET_GS", "value": "0x0"}'),
@@ -532,8 +531,7 @@ BAD_INPUT = [
     ),
     (
         _doc('{"op": "ptrace_setregs"}'),
-        "t.json:2:1: error: missing key 'fields' in ptrace_setregs event: expected the key "
-        "fields",
+        "t.json:2:1: error: missing key 'fields' in ptrace_setregs event: expected the key fields",
     ),
     (
         _doc('{"op": "ptrace_setregs", "fields": []}'),
@@ -596,9 +594,7 @@ def test_load_trace_reports_a_missing_file(tmp_path: pathlib.Path) -> None:
     assert (
         f"{path}:1:1: error: cannot read trace file: No such file or directory: expected a "
         "readable file"
-    ) == (
-        info.value.one_line()
-    )
+    ) == (info.value.one_line())
 
 
 def test_load_trace_reports_a_directory(tmp_path: pathlib.Path) -> None:

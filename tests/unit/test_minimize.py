@@ -36,8 +36,11 @@ def _broken_if_task_writes(events: list[ev.Event]) -> bool:
 
 
 def _broken_if_other_writes_big(events: list[ev.Event]) -> bool:
-    return any(isinstance(e, ev.Yield) and any(
-        isinstance(o, ev.WrBase) and o.value >= 0x1000 for o in e.other) for e in events)
+    return any(
+        isinstance(e, ev.Yield)
+        and any(isinstance(o, ev.WrBase) and o.value >= 0x1000 for o in e.other)
+        for e in events
+    )
 
 
 def test_shrink_drops_the_other_tasks_action_of_a_free_yield_if_it_can() -> None:
