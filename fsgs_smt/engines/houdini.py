@@ -245,7 +245,9 @@ def explored(system: System) -> set[str]:
     by_name = dict(candidates(system, system.conc))
     names = list(by_name)
     worlds = explore.walks(system, count=HOUDINI_WALKS)  # some candidates run hooks: fewer
-    return set(names) - explore.falsified(names, lambda n, w: bool(by_name[n](w)), worlds)
+    return set(names) - explore.falsified(
+        names, lambda n, w: bool(by_name[n](w)), worlds, key=explore.world_key
+    )
 
 
 def houdini(

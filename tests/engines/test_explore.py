@@ -92,6 +92,24 @@ def test_falsified_names_exactly_the_candidates_some_world_breaks() -> None:
     assert {"x<3", "x!=2"} == out
 
 
+def test_falsified_with_a_key_asks_each_distinct_world_once() -> None:
+    """A world seen before is skipped: the candidates are evaluated once per distinct world,
+    and what they falsify is the same."""
+    worlds = [{"x": 1, "y": 0}, {"y": 0, "x": 1}, {"x": 2, "y": 0}, {"x": 1, "y": 0}]
+    calls: list[int] = []
+
+    def holds(name: str, w: dict[str, int]) -> bool:
+        calls.append(w["x"])
+        return w["x"] != 2 if name == "x!=2" else True
+
+    out = explore.falsified(["x!=2", "true"], holds, iter(worlds), key=explore.world_key)
+
+    assert {"x!=2"} == out
+    assert [1, 1, 2, 2] == calls  # two distinct worlds, two candidates each
+    assert {"x!=2"} == explore.falsified(["x!=2", "true"], holds, iter(worlds))
+    assert 4 + 7 == len(calls)  # without a key: every world, every live candidate
+
+
 def test_pairs_differ_only_through_what_the_other_task_does() -> None:
     """In every explored pair the task's own view is equal in linux-5.9 (noninterference
     holds there), while the other tasks' state does differ somewhere."""
