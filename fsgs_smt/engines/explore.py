@@ -145,7 +145,9 @@ def pair_walks(
 
 
 def falsified(
-    names: Sequence[str], holds: Callable[[str, Any], bool], worlds: Iterator[Any],
+    names: Sequence[str],
+    holds: Callable[[str, Any], bool],
+    worlds: Iterator[Any],
     key: Callable[[Any], Hashable] | None = None,
 ) -> set[str]:
     """The names of *names* that some world of *worlds* falsifies (``holds(name, world)``).
