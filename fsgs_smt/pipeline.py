@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,6 +37,7 @@ from fsgs_smt.semantics.cpu import CpuModel
 from fsgs_smt.semantics.events import Event, Trace, Yield
 from fsgs_smt.semantics.props import Evaluator, result_names, view
 from fsgs_smt.semantics.state import Bounds
+from fsgs_smt.semantics.step import Semantics
 from fsgs_smt.sim import bounds_for, make_semantics, simulate
 
 MAX_TIMEOUT = 1_000_000.0
@@ -57,6 +58,7 @@ class Options:
     solver: str = "auto"  # auto | z3 | bitwuzla (see engines.backend)
     lemma_hints: tuple[str, ...] | None = None  # recorded lemma names to start Houdini from
     race: bool = False  # run the BMC search with every solver at once (`engines.portfolio`)
+    small_scope: bool = True  # try the small-scope search at each depth first (`small_scope`)
 
 
 def check(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options) -> Verdict:
@@ -91,12 +93,13 @@ def check(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options)
             strengthen = None if why else lemmas.conj
         induction = options.engine == "kind"
         racers = _racers(options)
+        scope = small_scope(system, prop, options.ncpus) if options.small_scope else None
         if racers:
             search = race(system, prop, deadline, racers, options.depth, induction=induction,
-                          strengthen=strengthen)  # fmt: skip
+                          strengthen=strengthen, known=scope)  # fmt: skip
         else:
             engine = Engine(system, prop, deadline, solver=options.solver, strengthen=strengthen)
-            known = _known(policy, inv, model, options)
+            known = _either(_known(policy, inv, model, options, prop), scope)
             search = engine.run(options.depth, induction=induction, known=known)
         verdict = _conclude(policy, inv, model, options, system, prop, search)
         if proved is not None and verdict.status is Status.BOUNDED:
@@ -175,31 +178,42 @@ def _remember(policy: ast.Policy, model: CpuModel, options: Options, prefix: lis
         pool.append(tuple(prefix))
 
 
-def _known(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options) -> Known | None:
+def _param_values(
+    inv: Invariant, prop: Property, ncpus: int, prefix: tuple[Event, ...],
+    more: tuple[int, ...] = (),
+) -> Iterator[dict[str, int]]:  # fmt: skip
+    """Values for the invariant's own parameters: each from 0, 1, the prefix's numbers and
+    *more*, within its width (a CPU to migrate to, within the world's CPUs)."""
+    from fsgs_smt.minimize import numbers  # noqa: PLC0415
+
+    values = sorted({0, 1, *more} | {v for e in prefix for v in numbers(e)})
+    names = sorted(inv.params)
+    for combo in itertools.product(values, repeat=len(names)):
+        fits = all(v < 1 << inv.params[n] for n, v in zip(names, combo, strict=True))
+        if fits and all(v < ncpus for n, v in zip(names, combo, strict=True)
+                        if n in prop.cpu_params):  # fmt: skip
+            yield dict(zip(names, combo, strict=True))
+
+
+def _known(
+    policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options, prop: Property
+) -> Known | None:  # fmt: skip
     """Depth k -> a violation of *inv* made of a remembered prefix of k events and the
     invariant's own events (its parameters from 0, 1 and the prefix's numbers; no action
     of the other task in an ``other: any`` yield), confirmed on the simulator; or None.
     The engine asks only once every shorter depth is unsatisfiable."""
     from fsgs_smt.encode.property import instantiate  # noqa: PLC0415
     from fsgs_smt.encode.system import other_actions  # noqa: PLC0415
-    from fsgs_smt.minimize import numbers  # noqa: PLC0415
 
     pool = _PREFIXES.get(_key(policy, model, options))
     if not pool:
         return None
 
-    def candidates(prefix: tuple[Event, ...]) -> Iterator[dict[str, int]]:
-        values = sorted({0, 1} | {v for e in prefix for v in numbers(e)})
-        names = sorted(inv.params)
-        for combo in itertools.product(values, repeat=len(names)):
-            if all(v < 1 << inv.params[n] for n, v in zip(names, combo, strict=True)):
-                yield dict(zip(names, combo, strict=True))
-
     def find(k: int) -> Witness | None:
         tries = 0
         nothing = (len(other_actions()),) * len(inv.events)  # out of range: no action
         for prefix in (p for p in pool if len(p) == k):
-            for params in candidates(prefix):
+            for params in _param_values(inv, prop, options.ncpus, prefix):
                 if tries == KNOWN_TRIES:
                     return None
                 tries += 1
@@ -210,7 +224,72 @@ def _known(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options
                 except InputError:  # not a run (a parameter out of its event's range)
                     continue
                 if not holds:
-                    return tuple(events), params
+                    return tuple(events), params, "an earlier counterexample's events, replayed"
+        return None
+
+    return find
+
+
+SCOPE_MAX_DEPTH = 3  # the small-scope search's deepest runs (the alphabet's k-th power)
+SCOPE_TRIES = 1000  # candidates judged per depth before the solver is asked
+
+
+def small_scope(system: System, prop: Property, ncpus: int) -> Known:
+    """Depth k -> a violation of the invariant made of k events of the small-scope alphabet
+    (`explore.scope_runs`, simplest first) and the invariant's own events (its parameters
+    as `_param_values` gives them, with the alphabet's numbers at depth 0; no action of the
+    other task in an ``other: any`` yield), judged on the system's concrete semantics; or
+    None after `SCOPE_TRIES` candidates, or beyond `SCOPE_MAX_DEPTH`.
+
+    A small-scope search before the solver: the counterexamples of the shipped matrix are
+    runs of a few simple events, which the simulator finds in milliseconds each, where the
+    depth's satisfiable query takes seconds. The engine asks it only once every shorter
+    depth is unsatisfiable, so what it finds is a shortest counterexample too; the
+    pipeline replays it on the simulator as any other."""
+    from fsgs_smt.encode.property import instantiate  # noqa: PLC0415
+    from fsgs_smt.encode.system import other_actions  # noqa: PLC0415
+    from fsgs_smt.engines import explore  # noqa: PLC0415
+
+    inv = prop.inv
+    conc = system.conc
+    nothing = (len(other_actions()),) * len(inv.events)  # out of range: no action
+    at_zero = (*explore.SCOPE_VALUES, *explore.SCOPE_SELECTORS)
+    transition = inv.kind == "transition"
+
+    def find(k: int) -> Witness | None:
+        if k > SCOPE_MAX_DEPTH:
+            return None
+        tries = 0
+        for prefix, world in explore.scope_runs(system, k):
+            more = at_zero if k == 0 else ()
+            for params in _param_values(inv, prop, ncpus, prefix, more):
+                if tries == SCOPE_TRIES:
+                    return None
+                tries += 1
+                own = instantiate(inv.events, params, {}, nothing) if transition else []
+                after, results = world, []
+                for event in own:
+                    out = conc.step(after, event)
+                    after = out.world
+                    results.append(out.result)
+                if not judge(conc, inv, world, results, after, params)[0]:
+                    return (*prefix, *own), params, "the small-scope search, replayed"
+        return None
+
+    return find
+
+
+def _either(*finds: Known | None) -> Known | None:
+    """The first witness any of *finds* gives at a depth."""
+    present = [f for f in finds if f is not None]
+    if not present:
+        return None
+
+    def find(k: int) -> Witness | None:
+        for f in present:
+            hit = f(k)
+            if hit is not None:
+                return hit
         return None
 
     return find
@@ -489,7 +568,7 @@ def _conclude(
                 _remember(policy, model, options, prefix)
             details: dict[str, Any] = {"params": params}
             if search.witness is not None:
-                details["found"] = "an earlier counterexample's events, replayed"
+                details["found"] = search.witness[2]
             return Verdict(
                 status=Status.VIOLATED, depth=search.depth, engine=engine, trace=tuple(events),
                 details=details,
@@ -586,7 +665,7 @@ def _n(inv: Invariant) -> int:
 
 def _decode(system: System, prop: Property, search: Search) -> tuple[list[Event], dict[str, int]]:
     if search.witness is not None:
-        known, values = search.witness
+        known, values, _ = search.witness
         return list(known), dict(values)
     assert search.model is not None  # noqa: S101
     events = system.decode(search.model, search.depth)
@@ -610,16 +689,28 @@ def evaluate(
     trace = Trace(events=tuple(events))
     run = simulate(policy, trace, model, settings=options.settings, ncpus=options.ncpus)
     sem = make_semantics(policy, model, bounds_for(trace, options.ncpus), options.settings)
+    if inv.kind == "state":
+        world = run.worlds[-1] if run.worlds else run.initial
+        return judge(sem, inv, world, (), world, params)
+    before = run.worlds[prefix - 1] if prefix > 0 else run.initial
+    return judge(sem, inv, before, run.raw[prefix:], run.worlds[-1], params)
+
+
+def judge(
+    sem: Semantics, inv: Invariant, before: Mapping[str, Any],
+    results: Sequence[Mapping[str, Any]], after: Mapping[str, Any], params: Mapping[str, int],
+) -> tuple[bool, dict[str, Any]]:  # fmt: skip
+    """Does *inv* hold on concrete worlds? (and the names it read) *before* is the world
+    before a transition invariant's own events, *results* their results and *after* the
+    world they end in; a state invariant reads *after* only."""
     ev_ = Evaluator(sem)
     if inv.kind == "state":
         assert inv.always is not None  # noqa: S101
-        world = run.worlds[-1] if run.worlds else run.initial
-        names: dict[str, Any] = view(sem, world)
+        names: dict[str, Any] = view(sem, after)
         return bool(ev_.eval(inv.always, names)), names
-    before = run.worlds[prefix - 1] if prefix > 0 else run.initial
     names = {f"before.{k}": v for k, v in view(sem, before).items()}
-    names.update({f"after.{k}": v for k, v in view(sem, run.worlds[-1]).items()})
-    for i, raw in enumerate(run.raw[prefix:]):
+    names.update({f"after.{k}": v for k, v in view(sem, after).items()})
+    for i, raw in enumerate(results):
         names.update({f"r{i}.{k}": v for k, v in result_names(raw).items()})
     names.update({f"p.{k}": v for k, v in params.items()})
     assume = bool(ev_.eval(inv.assume, names)) if inv.assume is not None else True

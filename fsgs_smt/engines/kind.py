@@ -32,9 +32,10 @@ SEED = 0
 
 Strengthening = Callable[[dict[str, Any]], Any]
 
-# A known violation of depth k, already confirmed on the simulator by the caller: the
-# events (the invariant's own included) and the invariant's parameters; None if none.
-Witness = tuple[tuple[Event, ...], dict[str, int]]
+# A known violation of depth k, already confirmed on the concrete semantics by the caller:
+# the events (the invariant's own included), the invariant's parameters, and how it was
+# found (for the report); None if none.
+Witness = tuple[tuple[Event, ...], dict[str, int], str]
 Known = Callable[[int], Witness | None]
 
 

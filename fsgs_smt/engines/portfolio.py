@@ -33,7 +33,7 @@ from typing import Any, cast
 from fsgs_smt.encode.property import Property
 from fsgs_smt.encode.system import System
 from fsgs_smt.engines.backend import Model
-from fsgs_smt.engines.kind import Deadline, Engine, Search, Strengthening
+from fsgs_smt.engines.kind import Deadline, Engine, Known, Search, Strengthening
 
 GRACE_S = 5.0  # after the deadline, how long to wait for a child to notice it
 
@@ -45,19 +45,19 @@ def can_race() -> bool:
 
 def _racer(
     conn: Connection, system: System, prop: Property, deadline: Deadline, racer: Racer,
-    max_depth: int, induction: bool, strengthen: Strengthening | None,
+    max_depth: int, induction: bool, strengthen: Strengthening | None, known: Known | None,
 ) -> None:  # fmt: skip
     """The child: run the search, send (kind, depth, reason, k, values) or an error."""
     try:
         solver, fold = racer
         engine = Engine(system, prop, deadline, solver=solver, strengthen=strengthen,
                         fold_initial=fold)  # fmt: skip
-        found = engine.run(max_depth, induction=induction)
+        found = engine.run(max_depth, induction=induction, known=known)
         values = None
         if found.model is not None:  # the last sat answer is the one `found` holds
             solver_of = engine.base if found.kind in ("violated", "lemma-false") else None
             values = solver_of.values() if solver_of is not None else None
-        conn.send(("ok", found.kind, found.depth, found.reason, found.k, values))
+        conn.send(("ok", found.kind, found.depth, found.reason, found.k, values, found.witness))
     except BaseException:
         conn.send(("error", traceback.format_exc(limit=3)))
     finally:
@@ -70,16 +70,23 @@ Racer = tuple[str, bool]  # a solver configuration, and `Engine`'s fold_initial
 def race(
     system: System, prop: Property, deadline: Deadline, racers: Sequence[Racer],
     max_depth: int, *, induction: bool, strengthen: Strengthening | None = None,
+    known: Known | None = None,
 ) -> Search:  # fmt: skip
-    """`Engine.run` with each of *racers* in its own process; the first decisive answer."""
+    """`Engine.run` with each of *racers* in its own process; the first decisive answer.
+
+    *known* (`Engine.run`'s) is given to the first racer only: the others go straight to
+    their solver, so a search that *known* does not end costs the race nothing but that
+    racer's time."""
     ctx = mp.get_context("fork")
     system.build()
     children: dict[Connection, tuple[str, Any]] = {}
-    for racer in racers:
+    for n, racer in enumerate(racers):
         parent_end, child_end = ctx.Pipe(duplex=False)
+        hint = known if n == 0 else None
         proc = ctx.Process(
             target=_racer, daemon=True,
-            args=(child_end, system, prop, deadline, racer, max_depth, induction, strengthen),
+            args=(child_end, system, prop, deadline, racer, max_depth, induction, strengthen,
+                  hint),
         )  # fmt: skip
         proc.start()
         child_end.close()
@@ -107,9 +114,10 @@ def race(
                 if msg[0] == "error":
                     reasons.append(f"{name}: {str(msg[1]).strip().splitlines()[-1]}")
                     continue
-                _, kind, depth, reason, k, values = msg
+                _, kind, depth, reason, k, values, witness = msg
                 model = Model.from_values(values) if values is not None else None
-                found = Search(kind=kind, depth=depth, model=model, reason=reason, k=k)
+                found = Search(kind=kind, depth=depth, model=model, reason=reason, k=k,
+                               witness=witness)  # fmt: skip
                 if kind != "unknown":
                     return found
                 reasons.append(f"{name}: {reason}")

@@ -22,7 +22,8 @@ from fsgs_smt.semantics.cpu import CPU_MODELS
 
 POLICY = load_checked("linux-4.13")
 INTEL = CPU_MODELS["intel"]
-OPTIONS = Options(engine="bmc", depth=4, timeout=600.0)
+# without the small-scope search, which would find these counterexamples before the pool
+OPTIONS = Options(engine="bmc", depth=4, timeout=600.0, small_scope=False)
 INVS = {i.id: i for i in select_invariants(None, [])}
 
 
@@ -85,7 +86,7 @@ def test_the_engine_asks_for_a_known_violation_only_after_the_shorter_depths() -
     a witness it gives is the answer at that depth (no query at k)."""
     system = system_for(POLICY, INTEL, OPTIONS)
     asked: list[int] = []
-    witness: Witness = ((ev.Interrupt(),), {})
+    witness: Witness = ((ev.Interrupt(),), {}, "a test")
 
     def known(k: int) -> Witness | None:
         asked.append(k)
@@ -100,7 +101,8 @@ def test_the_engine_asks_for_a_known_violation_only_after_the_shorter_depths() -
 
 
 def test_prove_json_says_which_counterexample_was_found_by_replaying() -> None:
-    """`prove --format json` marks the cell whose trace came from an earlier one."""
+    """`prove --format json` says how a trace was found without the solver: Q1a by the
+    small-scope search, Q1b by replaying Q1a's events (tried first)."""
     result = CliRunner().invoke(
         app, ["prove", "linux-4.13", "-i", "Q1a", "-i", "Q1b", "--cpu", "intel", "--engine",
               "bmc", "--format", "json"],
@@ -108,6 +110,6 @@ def test_prove_json_says_which_counterexample_was_found_by_replaying() -> None:
 
     docs = {d["invariant"]: d for d in json.loads(result.stdout)}
     assert 1 == result.exit_code
-    assert "found" not in docs["Q1a"]
+    assert docs["Q1a"]["found"].startswith("the small-scope search")
     assert docs["Q1b"]["found"].startswith("an earlier counterexample")
     assert (docs["Q1b"]["verdict"], docs["Q1b"]["depth"]) == ("VIOLATED", 2)
