@@ -62,13 +62,15 @@ def test_runs_come_simplest_first_and_each_world_once() -> None:
     place = {
         system.variants[i].build(v): n for n, (i, v) in enumerate(explore.scope_alphabet(system))
     }
-    runs = list(itertools.islice(explore.scope_runs(system, 2), 400))
+    runs = list(explore.scope_runs(system, 2, 2000))
+    fewer = list(explore.scope_runs(system, 2, 1000))  # skipped runs count towards the limit
     sums = [sum(place[e] for e in events) for events, _ in runs]
     assert all(len(events) == 2 for events, _ in runs)
     assert sums == sorted(sums)
     keys = [explore.world_key(world) for _, world in runs]
     assert len(keys) == len(set(keys))
-    assert 400 == len(runs)
+    assert 0 < len(fewer) < len(runs) < 1000
+    assert fewer == runs[: len(fewer)]
 
 
 def test_a_run_ends_in_the_world_the_simulator_reaches() -> None:
@@ -150,6 +152,9 @@ def test_the_search_stops_at_its_budget_and_its_depth(monkeypatch: pytest.Monkey
     monkeypatch.setattr(pipeline, "SCOPE_TRIES", 1)
     assert small_scope(system, prop, 2)(2) is None
     monkeypatch.setattr(pipeline, "SCOPE_TRIES", 1000)
+    monkeypatch.setattr(pipeline, "SCOPE_RUNS", 10)
+    assert small_scope(system, prop, 2)(2) is None
+    monkeypatch.setattr(pipeline, "SCOPE_RUNS", 1500)
     monkeypatch.setattr(pipeline, "SCOPE_MAX_DEPTH", 1)
     assert small_scope(system, prop, 2)(2) is None
 
