@@ -93,7 +93,7 @@ def check(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options)
             strengthen = None if why else lemmas.conj
         induction = options.engine == "kind"
         racers = _racers(options)
-        scope = small_scope(system, prop, options.ncpus) if options.small_scope else None
+        scope = small_scope(system, prop, options.ncpus, deadline) if options.small_scope else None
         if racers:
             search = race(system, prop, deadline, racers, options.depth, induction=induction,
                           strengthen=strengthen, known=scope)  # fmt: skip
@@ -239,12 +239,15 @@ SCOPE_RUNS = 1500  # runs stepped per depth (those ending in a world seen before
 SCOPE_TRIES = 1000  # candidates (a run and the invariant's parameters) judged per depth
 
 
-def small_scope(system: System, prop: Property, ncpus: int) -> Known:
+def small_scope(
+    system: System, prop: Property, ncpus: int, deadline: Deadline | None = None
+) -> Known:
     """Depth k -> a violation of the invariant made of k events of the small-scope alphabet
     (`explore.scope_runs`, simplest first) and the invariant's own events (its parameters
     as `_param_values` gives them, with the alphabet's numbers at depth 0; no action of the
     other task in an ``other: any`` yield), judged on the system's concrete semantics; or
-    None after `SCOPE_RUNS` runs or `SCOPE_TRIES` candidates, or beyond `SCOPE_MAX_DEPTH`.
+    None after `SCOPE_RUNS` runs or `SCOPE_TRIES` candidates, beyond `SCOPE_MAX_DEPTH`, or
+    once *deadline* is spent (the engine's next query then answers ``unknown``).
 
     A small-scope search before the solver: the counterexamples of the shipped matrix are
     runs of a few simple events, which the simulator finds in milliseconds each, where the
@@ -267,6 +270,8 @@ def small_scope(system: System, prop: Property, ncpus: int) -> Known:
         tries = 0
         for prefix, world in explore.scope_runs(system, k, SCOPE_RUNS):
             more = at_zero if k == 0 else ()
+            if deadline is not None and deadline.left_ms() <= 0:
+                return None
             for params in _param_values(inv, prop, ncpus, prefix, more):
                 if tries == SCOPE_TRIES:
                     return None

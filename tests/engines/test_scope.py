@@ -86,8 +86,9 @@ def test_a_run_ends_in_the_world_the_simulator_reaches() -> None:
 @settings(max_examples=30, deadline=None)
 @given(data=st.data())
 def test_judge_on_a_world_agrees_with_evaluate_on_the_trace(data: st.DataObject) -> None:
-    """`judge` (on the world a run ends in, as the small-scope search calls it) and
-    `evaluate` (the simulator's re-check of a whole trace) are one function of the run."""
+    """The search's verdict (`judge` on the worlds `System.conc` reaches, stepped from a
+    remembered world) is the simulator's re-check (`evaluate`: the trace run from scratch
+    by `simulate`, its worlds judged): the two ways of running a trace agree."""
     system = _system()
     alphabet = [system.variants[i].build(v) for i, v in explore.scope_alphabet(system)]
     inv = INVS[data.draw(st.sampled_from(
@@ -144,8 +145,9 @@ def test_where_an_invariant_is_proved_the_search_finds_nothing(inv: str) -> None
 
 
 def test_the_search_stops_at_its_budget_and_its_depth(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Q2a on linux-4.13 is broken by a run of two events; with one candidate allowed per
-    depth, or a depth bound of one, the search gives up (and the solver answers)."""
+    """Q2a on linux-4.13 is broken by a run of two events; with one candidate or ten runs
+    allowed per depth, a depth bound of one, or a spent deadline, the search gives up (and
+    the solver answers, or says unknown once the deadline is spent)."""
     system = _system()
     prop = Property(system, INVS["Q2a"])
     assert small_scope(system, prop, 2)(2) is not None
@@ -155,6 +157,8 @@ def test_the_search_stops_at_its_budget_and_its_depth(monkeypatch: pytest.Monkey
     monkeypatch.setattr(pipeline, "SCOPE_RUNS", 10)
     assert small_scope(system, prop, 2)(2) is None
     monkeypatch.setattr(pipeline, "SCOPE_RUNS", 1500)
+    assert small_scope(system, prop, 2, Deadline(0.0))(2) is None  # the deadline is spent
+    assert small_scope(system, prop, 2, Deadline(600.0))(2) is not None
     monkeypatch.setattr(pipeline, "SCOPE_MAX_DEPTH", 1)
     assert small_scope(system, prop, 2)(2) is None
 
