@@ -15,8 +15,8 @@ the input and is re-checked at every step.
 
 A noninterference counterexample is a pair of traces with the same task events (only the
 other tasks' actions in yields differ); `shrink_pair` drops events from both at once,
-empties one side's other-task actions, and simplifies numbers, jointly where the two
-events are the same.
+empties one side's other-task actions, moves an event (of both) where that lets another
+go, and simplifies numbers, jointly where the two events are the same.
 """
 
 from __future__ import annotations
@@ -143,11 +143,11 @@ def shrink_params(params: dict[str, int], still_broken: ParamCheck) -> dict[str,
 PairCheck = Callable[[list[ev.Event], list[ev.Event]], bool]  # True while they still differ
 
 
-def shrink_pair(
-    first: list[ev.Event], second: list[ev.Event], still_differ: PairCheck
+def _dropped_pairs(
+    a: list[ev.Event], b: list[ev.Event], still_differ: PairCheck
 ) -> tuple[list[ev.Event], list[ev.Event]]:
-    """The smallest pair the passes reach (see the module docstring)."""
-    a, b = list(first), list(second)
+    """Steps (1) and (3) of a pair: each event dropped from both, one at a time, then each
+    side's other-task action emptied where the two differ; while they still differ."""
     i = 0
     while i < len(a):
         ca, cb = a[:i] + a[i + 1 :], b[:i] + b[i + 1 :]
@@ -163,6 +163,41 @@ def shrink_pair(
                 (ca, cb)[side][i] = ev.Yield()
                 if still_differ(ca, cb):
                     a, b = ca, cb
+    return a, b
+
+
+def _moved_pairs(
+    a: list[ev.Event], b: list[ev.Event], still_differ: PairCheck
+) -> tuple[list[ev.Event], list[ev.Event]] | None:
+    """A pair one event shorter, made by moving one event (of both) elsewhere and then
+    dropping one (of both), that still differs; None if there is none. Dropping alone
+    cannot shorten [yield / other acts, mov fs 1, yield] to [mov fs 1, yield / other
+    acts]: the difference has to be made after the load, where the switch shows it."""
+    n = len(a)
+    for i in range(n):
+        for j in range(n):
+            if i == j or (a[i] == a[j] and b[i] == b[j]):
+                continue
+            ma, mb = list(a), list(b)
+            ma.insert(j, ma.pop(i))
+            mb.insert(j, mb.pop(i))
+            for k in range(n):
+                ca, cb = ma[:k] + ma[k + 1 :], mb[:k] + mb[k + 1 :]
+                if still_differ(ca, cb):
+                    return ca, cb
+    return None
+
+
+def shrink_pair(
+    first: list[ev.Event], second: list[ev.Event], still_differ: PairCheck
+) -> tuple[list[ev.Event], list[ev.Event]]:
+    """The smallest pair the passes reach (see the module docstring)."""
+    a, b = _dropped_pairs(list(first), list(second), still_differ)
+    while True:  # a move that lets an event go: the difference made later, where it shows
+        shorter = _moved_pairs(a, b, still_differ)
+        if shorter is None:
+            break
+        a, b = _dropped_pairs(*shorter, still_differ)
     pool = sorted({v for e in (*a, *b) for _, v in _numbers(e)})
     for i in range(len(a)):
         sides = ((0, 1),) if a[i] == b[i] else ((0,), (1,))

@@ -224,9 +224,10 @@ def prove(
     Without *start*, the candidates that a concrete exploration of the product falsifies
     (`explored`) are dropped first. Then each query is over worlds that share the fields
     the current candidates make equal (`_shared`), in a solver made for exactly the
-    current candidates (fresh per query for the shared yields' group; one for all the
-    one-variant groups, each asking under its own assumptions), and a counterexample to
-    induction drops the candidates it breaks. The search ends when every group has been
+    current candidates (fresh per query for the shared yields' group, which asks one
+    candidate at a time, `_drop_each`; one for all the one-variant groups, each asking
+    under its own assumptions), and a counterexample to induction drops the candidates it
+    breaks. The search ends when every group has been
     checked, in a solver made for exactly the surviving set (a group checked before a
     later drop is checked again), so it is the re-check of the inductive invariant too.
     """
@@ -277,7 +278,7 @@ def prove(
         else:
             check = Solver(solver)
             check.add(lemmas(a), lemmas(b), cons, *[by_name[n](d, a, b) for n in names])
-            dropped = _drop(check, post, names, alive, deadline_ms)
+            dropped = _drop_each(check, post, sorted(names, key=_task_last), alive, deadline_ms)
         if isinstance(dropped, NiProof):
             return dropped
         if not dropped:
@@ -321,6 +322,36 @@ def _drop(
                        "falsifies no candidate (a bug in fsgs-smt or the solver)")  # fmt: skip
     alive -= falsified
     return True
+
+
+def _task_last(name: str) -> bool:
+    """The order `_drop_each` asks the yields' candidates in: the other tasks' fields and
+    the other CPU's first (a yield is where the copies' other tasks act differently, so
+    those are the ones a yield breaks, and asked alone a broken one is a quick sat
+    answer), then the task's own and its CPU's (restored by the switch back: unsat, and
+    the slow ones, fs_base and gs_base, up to 2 s each)."""
+    return "same T." in name or "cpu0." in name
+
+
+def _drop_each(
+    check: Solver, post: dict[str, Any], live: Sequence[str], alive: set[str],
+    deadline_ms: Callable[[], int],
+) -> bool | NiProof:  # fmt: skip
+    """`_drop`, one candidate at a time: each *live* candidate's successor is asked on its
+    own, and once unsat it is asserted (it follows from what the solver holds), so that the
+    next ones are asked knowing it. The first counterexample drops every candidate it
+    falsifies, as `_drop` does. Over the yields' group this is quicker than one query of
+    the whole conjunction (linux-5.9 / intel, the last one: 5.4 s -> 3.8 s): each query
+    needs only its own candidate's part of the step."""
+    for n in live:
+        dropped = _drop(check, post, [n], alive, deadline_ms)
+        if dropped is not False:
+            if dropped is True:  # the model may falsify more than the candidate asked
+                model = check.model()
+                alive -= {m for m in live if not model.is_true(post[m])}
+            return dropped
+        check.add(post[n])
+    return False
 
 
 def _shared(system: System, names: Iterable[str]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -201,3 +201,55 @@ def test_the_free_yields_are_exactly_the_free_variants() -> None:
     for v in system.variants:
         if v.name.startswith("yield"):
             assert ni._free_yield(v.build(params)) == (v.name in ni._FREE_OTHER), v.name
+
+
+def test_an_explored_pair_is_shrunk_first_and_the_product_only_rules_out_shorter_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """lutomirski-2016 on amd-legacy: the exploration's 7-event pair shrinks on the
+    simulator to [mov fs 1, yield] (the other task acting in one copy), so the product BMC
+    is asked only for depth 1 (no shorter pair exists) and never for the pair itself."""
+    from fsgs_smt import pipeline  # noqa: PLC0415
+    from fsgs_smt.engines.verdict import Status  # noqa: PLC0415
+    from fsgs_smt.semantics import events as ev  # noqa: PLC0415
+
+    depths: list[int] = []
+    real = ni.search
+
+    def spy(system, inv, depth, deadline, **kw):  # type: ignore[no-untyped-def]
+        depths.append(depth)
+        return real(system, inv, depth, deadline, **kw)
+
+    monkeypatch.setattr(ni, "search", spy)
+    (inv,) = select_invariants(None, ["no-cross-task-leak"])
+    verdict = pipeline.check(load_checked("lutomirski-2016"), inv, CPU_MODELS["amd-legacy"],
+                             Options())  # fmt: skip
+
+    assert (Status.VIOLATED, 2) == (verdict.status, verdict.depth)
+    assert [1] == depths
+    first, second = list(verdict.trace), list(verdict.details["other_trace"])
+    assert "" == ni.pair_problem(first, second)
+    assert ev.MovSeg(seg=ev.Seg.FS, selector=1) == first[0] == second[0]
+    observed = verdict.details["observed"]
+    assert observed[0] != observed[1]
+
+
+def test_one_candidate_at_a_time_drops_what_the_first_counterexample_falsifies() -> None:
+    """`_drop_each` asks each candidate alone, in order: all unsat keeps the set; the first
+    sat answer drops every candidate its model falsifies, asked or not, and stops there."""
+    from fsgs_smt.engines.backend import Solver  # noqa: PLC0415
+
+    x, y = z3.BitVecs("x y", 8)
+    check = Solver("z3")
+    check.add(x == 1)
+    kept = {"a": x == 1, "b": x + 1 == 2}
+    alive = set(kept)
+    assert ni._drop_each(check, kept, ["a", "b"], alive, lambda: 10_000) is False
+    assert {"a", "b"} == alive
+
+    check = Solver("z3")
+    check.add(x == 1)
+    post = {"a": x == 1, "b": x == 2, "c": x == 3, "d": y + 0 == y}
+    alive = set(post)
+    assert ni._drop_each(check, post, ["a", "b", "c", "d"], alive, lambda: 10_000) is True
+    assert {"a", "d"} == alive

@@ -111,3 +111,29 @@ def test_shrink_params_keeps_values_that_are_needed() -> None:
     values = {"sel": 0x6B}
 
     assert values == shrink_params(values, lambda v: v["sel"] == 0x6B)
+
+
+def test_shrink_pair_moves_the_difference_where_an_event_can_then_go() -> None:
+    """A difference made before a load and shown by a later yield ([other acts, mov, yield])
+    shrinks to [mov, other acts] when the difference also shows right after the load:
+    dropping alone cannot get there, moving the differing yield and then dropping can."""
+    mov = ev.MovSeg(seg=ev.Seg.FS, selector=1)
+    acts = ev.Yield(other=(ev.WrBase(seg=ev.Seg.FS, value=0),))
+
+    def differ(x: list[ev.Event], y: list[ev.Event]) -> bool:
+        loads = [i for i, e in enumerate(x) if e == mov and y[i] == mov]
+        apart = [i for i in range(len(x)) if x[i] != y[i]]
+        shown_after = any(j > i for i in loads for j in apart)  # made after the load
+        later_yield = any(  # made before it, shown by a yield after it
+            i < m < k and isinstance(x[k], ev.Yield) for i in apart for m in loads
+            for k in range(len(x))
+        )  # fmt: skip
+        return shown_after or later_yield
+
+    first, second = [acts, mov, ev.Yield()], [ev.Yield(), mov, ev.Yield()]
+    assert differ(first, second)
+
+    a, b = shrink_pair(first, second, differ)
+
+    assert differ(a, b)
+    assert ([mov, acts], [mov, ev.Yield()]) == (a, b)
