@@ -485,9 +485,10 @@ def _noninterference(
             witness = (tuple(first), tuple(second))
             depth = min(depth, max(len(first) - 1, 0))
     found = ni.search(system, inv, depth, deadline, solver=options.solver)
-    if found.kind == "bounded" and witness is not None:
-        # no pair within the product BMC's depth, but the exploration found one: a real
-        # violation, shrunk and re-checked below like any other
+    if found.kind in ("bounded", "unknown") and witness is not None:
+        # no pair within the product BMC's depth (or it ran out of time), but the
+        # exploration found one: a real violation, shrunk and re-checked below like any
+        # other; its length is then all that is known about the shortest
         found = ni.NiSearch("violated", len(witness[0]), witness[0], witness[1])
     if found.kind == "bounded":
         reason = (

@@ -253,3 +253,24 @@ def test_one_candidate_at_a_time_drops_what_the_first_counterexample_falsifies()
     alive = set(post)
     assert ni._drop_each(check, post, ["a", "b", "c", "d"], alive, lambda: 10_000) is True
     assert {"a", "d"} == alive
+
+
+def test_an_explored_pair_is_reported_even_when_the_product_bmc_runs_out_of_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The exploration's pair replays on the simulator: a product BMC that answers
+    unknown (a timeout) does not turn that real violation into UNKNOWN."""
+    from fsgs_smt import pipeline  # noqa: PLC0415
+    from fsgs_smt.engines.verdict import Status  # noqa: PLC0415
+
+    def timed_out(system, inv, depth, deadline, **kw):  # type: ignore[no-untyped-def]
+        return ni.NiSearch("unknown", 0, reason="timeout")
+
+    monkeypatch.setattr(ni, "search", timed_out)
+    (inv,) = select_invariants(None, ["no-cross-task-leak"])
+    verdict = pipeline.check(load_checked("linux-4.7"), inv, CPU_MODELS["amd-legacy"],
+                             Options())  # fmt: skip
+
+    assert (Status.VIOLATED, 2) == (verdict.status, verdict.depth)
+    observed = verdict.details["observed"]
+    assert observed[0] != observed[1]
