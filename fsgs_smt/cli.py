@@ -579,10 +579,25 @@ def check_cmd(
     solver: Annotated[SolverChoice, typer.Option(help="auto, z3 or bitwuzla.")] = (
         SolverChoice.AUTO
     ),
-    depth: Annotated[int, typer.Option(help="With --update: BMC depth.")] = 4,
+    depth: Annotated[
+        int | None, typer.Option(help="With --update: BMC depth, 4 by default.")
+    ] = None,
     timeout: Annotated[
-        float, typer.Option(help="With --update: seconds per cell (at most 1000000).")
-    ] = 300.0,
+        float | None,
+        typer.Option(help="With --update: seconds per cell, 300 by default (at most 1000000)."),
+    ] = None,
+    ncpus: Annotated[
+        int | None,
+        typer.Option(
+            "--cpus", help="With --update: CPUs in the modelled world, 1..64, 2 by default."
+        ),
+    ] = None,
+    ldt_slots: Annotated[
+        int | None,
+        typer.Option(
+            "--ldt-slots", help="With --update: LDT entries modelled, 1..8192, 2 by default."
+        ),
+    ] = None,
     fmt: Annotated[CheckFormat, typer.Option("--format", help="text or json.")] = (
         CheckFormat.TEXT
     ),
@@ -595,8 +610,22 @@ def check_cmd(
         from fsgs_smt.reports import render_check  # noqa: PLC0415
 
         _check_positive("--jobs", jobs)
-        _check_positive("--depth", depth)
-        _check_timeout(timeout)
+        if depth is not None:
+            _check_positive("--depth", depth)
+        if timeout is not None:
+            _check_timeout(timeout)
+        if ncpus is not None:
+            _check_range("--cpus", ncpus, 1, 64)
+        if ldt_slots is not None:
+            _check_range("--ldt-slots", ldt_slots, 1, 8192)
+        chosen = {"depth": depth, "timeout": timeout, "ncpus": ncpus, "ldt_slots": ldt_slots}
+        given = {k: v for k, v in chosen.items() if v is not None}
+        if given and not update:  # a check decides with each proofs file's own settings
+            flags = {"depth": "--depth", "timeout": "--timeout", "ncpus": "--cpus",
+                     "ldt_slots": "--ldt-slots"}  # fmt: skip
+            flag = flags[next(iter(given))]
+            raise InputError(CLI_SPAN, f"{flag} without --update: expected --update (a check "
+                             "uses the settings recorded in each proofs file)")  # fmt: skip
         if update:  # the directory to rewrite, made before the minutes of deciding
             _make_dir("--proofs", proofs)
         names = pr.shipped_policy_names()
@@ -616,7 +645,13 @@ def check_cmd(
                                f"{o.seconds:.1f}s", markup=False, highlight=False)  # fmt: skip
 
         if update:
-            settings = pr.Settings(depth=depth, timeout=timeout)
+            default = pr.Settings()  # what is not given: the defaults `proofs/` is made with
+            settings = pr.Settings(
+                depth=default.depth if depth is None else depth,
+                timeout=default.timeout if timeout is None else timeout,
+                ncpus=default.ncpus if ncpus is None else ncpus,
+                ldt_slots=default.ldt_slots if ldt_slots is None else ldt_slots,
+            )
             results = pr.decide_matrix(selected, invs, cpus, settings, solver=solver.value,
                                        jobs=jobs, progress=tick)  # fmt: skip
             for name in selected:

@@ -649,3 +649,22 @@ def test_a_policy_copied_without_its_library_says_where_the_library_is(tmp_path:
     assert message.startswith(f"include: no such file '{tmp_path}/lib/linux-common.yaml': "
                               "expected a policy library there (the shipped one is in")  # fmt: skip
     assert "fsgs-smt policies --copy DIR" in message
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--depth", "3"), ("--timeout", "5"), ("--cpus", "3"), ("--ldt-slots", "4")]
+)
+def test_check_refuses_deciding_settings_without_update(flag: str, value: str) -> None:
+    """A check decides each policy with the settings recorded in its proofs file, so these
+    options did nothing there (silently): only ``--update`` takes them."""
+    result = invoke("check", "--policy", "linux-5.9", flag, value)
+    message = error_line(result, CLI)
+    assert f"{flag} without --update: expected --update (a check uses the settings " \
+           "recorded in each proofs file)" == message  # fmt: skip
+
+
+@pytest.mark.parametrize(("flag", "value", "expected"),
+                         [("--cpus", "65", "1..64"), ("--ldt-slots", "0", "1..8192")])  # fmt: skip
+def test_check_update_refuses_a_world_out_of_range(flag: str, value: str, expected: str) -> None:
+    result = invoke("check", "--update", "--proofs", "/nonexistent-fsgs", flag, value)
+    assert f"{flag} {value}: expected {expected}" == error_line(result, CLI)

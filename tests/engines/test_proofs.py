@@ -625,3 +625,36 @@ def test_check_reports_recorded_lemmas_that_are_not_the_proofs() -> None:
     (o,) = _only("linux-5.9", "Q1a", "intel", forged)
     assert o.now == "PROVED" and not o.agree
     assert "the lemmas differ (recorded but not in the proof: no such lemma)" in o.note
+
+
+def test_check_update_records_the_world_it_was_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``check --update --cpus 3 --ldt-slots 4`` decides with that world and writes it into
+    the proofs file's settings, which a later check re-runs with (`decide_matrix` gets each
+    file's own settings); the options not given keep `Settings`' defaults."""
+    asked: list[pr.Settings] = []
+
+    def decide(policies, invariants, cpus, settings, **kw):  # type: ignore[no-untyped-def]
+        asked.append(settings)
+        return []
+
+    monkeypatch.setattr(pr, "decide_matrix", decide)
+    result = CliRunner().invoke(app, ["check", "--update", "--proofs", str(tmp_path), "--policy",
+                                      "linux-5.9", "--cpus", "3", "--ldt-slots", "4"])  # fmt: skip
+
+    assert 0 == result.exit_code, result.output
+    expected = pr.Settings(ncpus=3, ldt_slots=4)
+    assert [expected] == asked
+    assert expected == pr.load(pr.path_for(tmp_path, "linux-5.9"), "linux-5.9").settings
+    assert (4, 300.0) == (expected.depth, expected.timeout)
+
+    recorded: list[object] = []
+
+    def again(policies, invariants, cpus, settings, **kw):  # type: ignore[no-untyped-def]
+        recorded.append(kw["recorded"]["linux-5.9"].settings)
+        return []
+
+    monkeypatch.setattr(pr, "decide_matrix", again)
+    result = CliRunner().invoke(app, ["check", "--proofs", str(tmp_path), "--policy", "linux-5.9"])
+    assert [expected] == recorded
