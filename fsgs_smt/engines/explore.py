@@ -147,8 +147,9 @@ def pair_walks(
                 j = rng.choice(free_ids)
                 q = sample_params(rng, system.variants[j].name, system)
             ea, eb = (*ea, system.variants[i].build(p)), (*eb, system.variants[j].build(q))
+            same = a == b and ea[-1] == eb[-1]  # until the other tasks first act apart
             a = system.conc.step(a, ea[-1]).world
-            b = system.conc.step(b, eb[-1]).world
+            b = a if same else system.conc.step(b, eb[-1]).world
             yield a, b, ea, eb
 
 

@@ -21,7 +21,7 @@ from fsgs_smt.pipeline import Options, check
 from fsgs_smt.policy.catalog import load_checked
 from fsgs_smt.proving import select_invariants
 from fsgs_smt.semantics.cpu import CPU_MODELS
-from fsgs_smt.semantics.events import Trace
+from fsgs_smt.semantics.events import Event, Trace
 from fsgs_smt.semantics.props import view
 from fsgs_smt.semantics.state import Bounds
 from fsgs_smt.sim import simulate
@@ -121,6 +121,24 @@ def test_pairs_differ_only_through_what_the_other_task_does() -> None:
         differs |= {k for k in a if a[k] != b[k]}
 
     assert {"O0.fsbase", "O0.gsbase"} <= differs
+
+
+def test_each_explored_pair_is_what_its_two_runs_reach() -> None:
+    """The second copy is stepped only once the copies part (until then it is the first's
+    world): each pair is still the worlds that its two runs reach from the start."""
+    system = _system()
+
+    def run(events: tuple[Event, ...]) -> dict[str, Any]:
+        world = system.initial_world()
+        for event in events:
+            world = system.conc.step(world, event).world
+        return world
+
+    pairs = list(explore.pair_walks(system, ni._FREE_OTHER, count=12, length=8))
+    apart = [n for n, (_, _, ea, eb) in enumerate(pairs) if ea != eb]
+    assert apart and apart[0] > 1  # some pairs before the copies part, some after
+    for a, b, ea, eb in pairs[1::3]:
+        assert (run(ea), run(eb)) == (a, b)
 
 
 @pytest.mark.parametrize("policy", ["linux-5.9", "linux-4.13"])
