@@ -248,9 +248,9 @@ def prove(
     # A cheap group that dropped candidates is asked again at once: its next
     # counterexample to induction often drops more (linux-4.6's TLS entries), and the other
     # cheap groups are then checked once with what remains instead of once per drop
-    # (4.6 / intel: 19 s -> 17 s). After a drop by the yields' group, the cheap groups are
-    # asked first: what they drop then is gone before the yields' next (fresh) query
-    # (4.6 / intel: one yields query fewer, 20.6 s -> 19.5 s).
+    # (4.6 / intel: 19 s -> 17 s). After a drop by the yields' group and its probes (below),
+    # the cheap groups are asked first: what they drop then is gone before the yields' next
+    # whole (fresh) query (4.6 / intel: one yields query fewer, 20.6 s -> 19.5 s).
     groups = sorted(system.groups(), key=len)
     steps: dict[int, tuple[Any, dict[str, Any], dict[str, Any]]] = {}  # built once per group
     ta, _, _ = _copy(system, 0, "ta")
@@ -262,6 +262,12 @@ def prove(
     # were most of each one's time. The solver is new for every candidate set, so a group
     # checked there is checked with exactly that set, as in a fresh solver of its own.
     cheap: tuple[frozenset[str], Solver] | None = None
+    # After a drop by the yields' group, it is asked again at once, but only for the other
+    # tasks' and the other CPU's candidates (`_task_last`): those are the ones a yield
+    # breaks, each a quick answer asked alone, so a chain of such drops (linux-4.6's TLS
+    # slots) no longer costs a sweep of the cheap groups each. A probe that drops nothing
+    # checks nothing: the group is asked whole, after the cheap groups, as before.
+    probe = False
     while gi is not None:
         names = tuple(n for n, _ in cands if n in alive)
         a, b = _shared(system, names)
@@ -278,12 +284,17 @@ def prove(
         else:
             check = Solver(solver)
             check.add(lemmas(a), lemmas(b), cons, *[by_name[n](d, a, b) for n in names])
-            dropped = _drop_each(check, post, sorted(names, key=_task_last), alive, deadline_ms)
+            order = sorted(names, key=_task_last)
+            if probe:  # only the candidates a yield breaks: quick, sat or unsat
+                order = [n for n in order if not _task_last(n)]
+            dropped = _drop_each(check, post, order, alive, deadline_ms)
         if isinstance(dropped, NiProof):
             return dropped
-        if not dropped:
+        if not dropped and not probe:
             verified[gi] = frozenset(alive)
-        if not dropped or len(groups[gi]) > 1:
+        if len(groups[gi]) > 1:
+            probe = dropped  # after a drop, its other tasks' candidates again, at once
+        if not dropped or (len(groups[gi]) > 1 and not probe):
             gi = next((g for g, v in enumerate(verified) if v != alive), None)
     names = tuple(n for n, _ in cands if n in alive)
     return _implied(system, inv, cands, names, lemmas, deadline_ms, solver)

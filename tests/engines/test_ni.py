@@ -277,3 +277,41 @@ def test_an_explored_pair_is_reported_even_when_the_product_bmc_runs_out_of_time
     assert (Status.VIOLATED, 2) == (verdict.status, verdict.depth)
     observed = verdict.details["observed"]
     assert observed[0] != observed[1]
+
+
+def test_after_a_yields_drop_it_asks_the_other_tasks_candidates_again_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """linux-4.6 / intel from its recorded relational invariant plus three candidates that
+    a yield breaks (the other tasks' TLS slot 2 and the other CPU's copy of it): after the
+    yields' group drops one, it is asked again at once for the other tasks' and the other
+    CPU's candidates only (no sweep of the cheap groups in between), and the search ends
+    with the recorded invariant."""
+    recorded = pr.load(pr.path_for(ROOT / "proofs", "linux-4.6"))
+    (rec,) = [r for r in recorded.records
+              if r.invariant == "no-cross-task-leak" and r.cpu == "intel"]  # fmt: skip
+    options = Options(lemma_hints=rec.lemmas)
+    system = system_for(load_checked("linux-4.6"), CPU_MODELS["intel"], options)
+    lemmas, _ = lemmas_for(system, Deadline(600), options)
+    (inv,) = select_invariants(None, ["no-cross-task-leak"])
+    names = {n for n, _ in ni.relational_candidates(system)}
+    relational = [n for n in rec.lemmas if n in names]
+    broken = ["same O0.tls2", "same O1.tls2", "same cpu1.gdt_tls2"]
+    asked: list[tuple[tuple[str, ...], int]] = []  # the yields' group: (asked, dropped)
+    real = ni._drop_each
+
+    def spy(check, post, live, alive, deadline_ms):  # type: ignore[no-untyped-def]
+        before = len(alive)
+        out = real(check, post, live, alive, deadline_ms)
+        asked.append((tuple(live), before - len(alive)))
+        return out
+
+    monkeypatch.setattr(ni, "_drop_each", spy)
+    proof = ni.prove(system, inv, lemmas.conj, Deadline(600).left_ms,
+                     start=[*relational, *broken])  # fmt: skip
+
+    assert ("proved", set(relational)) == (proof.kind, set(proof.lemmas))
+    first = next(k for k, (_, n) in enumerate(asked) if n)
+    probe, _ = asked[first + 1]
+    assert probe and not any(ni._task_last(n) for n in probe)
+    assert any(ni._task_last(n) for n in asked[-1][0])  # the last ask is whole
