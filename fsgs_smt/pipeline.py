@@ -472,7 +472,7 @@ def _noninterference(
     else:  # no proof asked for: the proof's exploration of the product, for a pair that
         # differs (lutomirski-2016 / amd-legacy: found in its first walks, where the
         # product BMC's satisfiable query took 10 s)
-        witness = ni.explored(system, [], inv.observe)[1]
+        witness = ni.explored(system, [], inv.observe, deadline.left_ms)[1]
     from fsgs_smt.minimize import shrink_pair  # noqa: PLC0415
 
     def observed(events: list[Event]) -> dict[str, Any]:

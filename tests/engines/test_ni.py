@@ -315,3 +315,23 @@ def test_after_a_yields_drop_it_asks_the_other_tasks_candidates_again_at_once(
     probe, _ = asked[first + 1]
     assert probe and not any(ni._task_last(n) for n in probe)
     assert any(ni._task_last(n) for n in asked[-1][0])  # the last ask is whole
+
+
+def test_the_product_exploration_stops_when_the_time_is_spent() -> None:
+    """The pair exploration (2 s on linux-5.9, which drops candidates but finds no pair)
+    honours the check's deadline: with none left it drops nothing and finds nothing, and a
+    counterexample search of noninterference with a tiny --timeout ends UNKNOWN."""
+    from fsgs_smt import pipeline  # noqa: PLC0415
+    from fsgs_smt.engines.verdict import Status  # noqa: PLC0415
+
+    system = _system()
+    cands = ni.relational_candidates(system)
+    spent = ni.explored(system, cands, (), lambda: 0)
+    assert ({n for n, _ in cands}, None) == spent
+    assert len(ni.explored(system, cands, ())[0]) < len(cands)
+
+    (inv,) = select_invariants(None, ["no-cross-task-leak"])
+    verdict = pipeline.check(load_checked("linux-5.9"), inv, CPU_MODELS["intel"],
+                             Options(engine="bmc", timeout=0.2))  # fmt: skip
+    assert Status.UNKNOWN is verdict.status  # never BOUNDED or PROVED after a timeout
+    assert "timeout" in verdict.reason
