@@ -96,7 +96,7 @@ def check(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options)
         scope = small_scope(system, prop, options.ncpus, deadline) if options.small_scope else None
         if racers:
             search = race(system, prop, deadline, racers, options.depth, induction=induction,
-                          strengthen=strengthen, known=scope)  # fmt: skip
+                          strengthen=strengthen, known=scope, lookahead=LOOKAHEAD)  # fmt: skip
         else:
             engine = Engine(system, prop, deadline, solver=options.solver, strengthen=strengthen)
             known = _either(_known(policy, inv, model, options, prop), scope)
@@ -163,6 +163,7 @@ def _racers(options: Options) -> tuple[Racer, ...]:
 
 
 NI_MAX_DEPTH = 2
+LOOKAHEAD = True  # the race's second racer asks only the odd depths (`engines.portfolio`)
 _SYSTEMS: dict[tuple[object, ...], System] = {}
 _LEMMAS: dict[tuple[object, ...], tuple[Lemmas, str]] = {}
 # The prefixes (the events before the invariant's own) of the counterexamples found so far

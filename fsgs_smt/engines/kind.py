@@ -150,21 +150,35 @@ class Engine:
             return Search("unknown", k, reason=reason)
         return Search("cti", k, solver.model())
 
-    def run(self, max_depth: int, *, induction: bool, known: Known | None = None) -> Search:
+    def run(
+        self, max_depth: int, *, induction: bool, known: Known | None = None,
+        only: Callable[[int], bool] | None = None, bounded: Callable[[int], None] | None = None,
+    ) -> Search:  # fmt: skip
         """Base cases 0..max_depth, with a step case after each when *induction* is on.
 
         *known* (k) may name a violation of depth k that the caller has confirmed on the
         simulator: it is asked before the depth-k query, once every shorter depth is
         unsatisfiable, so what it gives is a shortest counterexample too, and the
-        satisfiable query (the expensive one) is spared."""
+        satisfiable query (the expensive one) is spared.
+
+        *only* (k) False skips depth k's query (its transitions are still unrolled): a
+        violation found then is a shortest one only if someone else showed that the
+        skipped depths have none (`engines.portfolio`'s lookahead racer). *bounded* (k) is
+        told of each depth found clean, as soon as it is."""
+        if only is not None and induction:
+            raise ValueError("a search that skips depths proves nothing by induction")
         last_cti = 0
         for k in range(max_depth + 1):
+            if only is not None and not only(k):
+                continue
             hit = known(k) if known is not None else None
             if hit is not None:
                 return Search("violated", k, witness=hit)
             base = self.base_case(k)
             if base.kind != "bounded":
                 return base
+            if bounded is not None:
+                bounded(k)
             if induction and k + 1 <= max_depth + 1:
                 step = self.step_case(k + 1)
                 if step.kind == "proved":

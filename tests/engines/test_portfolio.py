@@ -115,3 +115,63 @@ def test_a_spent_deadline_makes_unknown() -> None:
 
     assert "unknown" == found.kind
     assert "timeout" in found.reason
+
+
+@requires_race
+@pytest.mark.parametrize(("policy", "cpu", "invariant", "depth"), [
+    ("linux-5.9", "amd-zen3", "ptrace-roundtrip-accepted", 1),  # odd: the lookahead's depth
+    ("linux-4.13", "intel", "Q1a", 2),  # even: only the first racer asks it
+])  # fmt: skip
+def test_the_lookahead_race_finds_the_sequential_searchs_depth(
+    policy: str, cpu: str, invariant: str, depth: int
+) -> None:
+    """With the second racer asking only the odd depths, the race still answers at the
+    shortest depth, the one the sequential search finds, and its model decodes."""
+    system = system_for(load_checked(policy), CPU_MODELS[cpu], Options())
+    (inv,) = select_invariants(None, [invariant])
+
+    raced = race(system, Property(system, inv), Deadline(120), RACERS, 3, induction=False,
+                 lookahead=True)  # fmt: skip
+
+    assert ("violated", depth) == (raced.kind, raced.depth)
+    assert raced.model is not None
+    assert depth == len(system.decode(raced.model, depth))
+
+
+@requires_race
+def test_a_lookahead_violation_waits_for_the_shallower_depths() -> None:
+    """The lookahead racer finds ptrace-roundtrip-accepted broken at depth 1, but no racer
+    shows depth 0 clean (the first one fails): that is no shortest counterexample, so the
+    race is UNKNOWN. The same racers without lookahead answer depth 1 (the second one then
+    asks depth 0 itself)."""
+    _, system, inv = _cell("ptrace-roundtrip-accepted")
+    racers = [("no-such-solver", True), RACERS[-1]]
+
+    ahead = race(system, Property(system, inv), Deadline(120), racers, 3, induction=False,
+                 lookahead=True)  # fmt: skip
+    plain = race(system, Property(system, inv), Deadline(120), racers, 3, induction=False)
+
+    assert "unknown" == ahead.kind
+    assert "no-such-solver:" in ahead.reason
+    assert ("violated", 1) == (plain.kind, plain.depth)
+
+
+def test_a_search_that_skips_depths_reports_each_clean_one_and_refuses_induction() -> None:
+    """`Engine.run`'s *only* skips depths (their queries, not their unrolling) and *bounded*
+    hears of each depth found clean; skipping depths cannot prove by induction."""
+    _, system, inv = _cell("ptrace-roundtrip-accepted")
+    prop = Property(system, inv)
+    clean: list[int] = []
+
+    found = Engine(system, prop, Deadline(120)).run(
+        3, induction=False, only=lambda k: k % 2 == 0, bounded=clean.append
+    )
+    full: list[int] = []
+    shortest = Engine(system, prop, Deadline(120)).run(3, induction=False, bounded=full.append)
+
+    assert ("violated", 1) == (shortest.kind, shortest.depth)
+    assert [0] == full
+    assert ("violated", 2) == (found.kind, found.depth)  # depth 1 was never asked
+    assert [0] == clean
+    with pytest.raises(ValueError, match="induction"):
+        Engine(system, prop, Deadline(120)).run(2, induction=True, only=lambda k: True)
