@@ -352,10 +352,6 @@ def _prove_by_lemmas(
     if own.result != "unsat":
         status = Status.BOUNDED if own.result == "sat" else Status.UNKNOWN
         return Verdict(status=status, depth=0, engine="houdini", reason=own.reason)
-    if prop.inv.kind == "transition":
-        vacuous = _vacuous(system, prop, lemmas, deadline, options)
-        if vacuous is not None:  # VACUOUS, or UNKNOWN when that could not be decided
-            return vacuous
     answer = _implied(lemmas.conj(s), prop.holds(s, "0"), deadline, options)
     if answer.result == "sat":
         return Verdict(
@@ -368,6 +364,12 @@ def _prove_by_lemmas(
             status=Status.UNKNOWN, depth=0, engine="houdini",
             reason=f"lemma implication: {answer.reason}",
         )  # fmt: skip
+    # Only now, the premises: a world where the lemmas hold and the invariant does not
+    # (the "sat" above) meets them, so a broken invariant never pays this query.
+    if prop.inv.kind == "transition":
+        vacuous = _vacuous(system, prop, lemmas, deadline, options)
+        if vacuous is not None:  # VACUOUS, or UNKNOWN when that could not be decided
+            return vacuous
     bounds = system.bounds
     certificate = (
         f"inductive invariant of {len(lemmas.names)} lemmas ({', '.join(lemmas.names)}) "

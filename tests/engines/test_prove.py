@@ -83,6 +83,30 @@ def test_contradictory_premises_are_vacuous_not_proved(tmp_path: Path) -> None:
     assert 4 == result.exit_code
 
 
+def test_the_premises_are_asked_only_of_an_invariant_the_lemmas_imply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The vacuity query comes after the lemma implication: a broken transition invariant
+    (Q1b on linux-4.13 / intel) never asks it, since the world that breaks the implication
+    meets the premises; a proved one (Q1b on linux-5.9) still does, before PROVED."""
+    from fsgs_smt import pipeline  # noqa: PLC0415
+
+    asked: list[str] = []
+    real = pipeline._vacuous
+
+    def spy(system, prop, *rest):  # type: ignore[no-untyped-def]
+        asked.append(prop.inv.id)
+        return real(system, prop, *rest)
+
+    monkeypatch.setattr(pipeline, "_vacuous", spy)
+    broken = _check("linux-4.13", "Q1b", "intel")
+    assert Status.VIOLATED == broken.status
+    assert [] == asked
+    proved = _check("linux-5.9", "Q1b", "intel")
+    assert Status.PROVED == proved.status
+    assert ["Q1b"] == asked
+
+
 def test_kernel_never_loads_noncanonical_is_proved_for_linux_5_9() -> None:
     """No path of the 5.9 policy writes a non-canonical base."""
     verdict = _check("linux-5.9", "kernel-never-loads-noncanonical", "intel")
