@@ -161,19 +161,20 @@ class Engine:
         unsatisfiable, so what it gives is a shortest counterexample too, and the
         satisfiable query (the expensive one) is spared.
 
-        *only* (k) False skips depth k's query (its transitions are still unrolled): a
-        violation found then is a shortest one only if someone else showed that the
-        skipped depths have none (`engines.portfolio`'s lookahead racer). *bounded* (k) is
-        told of each depth found clean, as soon as it is."""
+        *only* (k) False skips depth k's query (its transitions are still unrolled; *known*
+        is still asked): a violation found after a skipped depth is a shortest one only if
+        someone else showed that the skipped depths have none (`engines.portfolio` splits
+        the depths between its racers). *bounded* (k) is told of each depth found clean,
+        as soon as it is."""
         if only is not None and induction:
             raise ValueError("a search that skips depths proves nothing by induction")
         last_cti = 0
         for k in range(max_depth + 1):
-            if only is not None and not only(k):
-                continue
             hit = known(k) if known is not None else None
             if hit is not None:
                 return Search("violated", k, witness=hit)
+            if only is not None and not only(k):
+                continue
             base = self.base_case(k)
             if base.kind != "bounded":
                 return base

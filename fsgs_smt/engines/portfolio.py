@@ -20,15 +20,16 @@ children are killed. A racer that fails (an exception, a crash) counts as ``unkn
 with its reason, so the race is never more sure than one of its racers; everything the
 winner found is re-checked by `pipeline` as any other answer.
 
-*Lookahead* (BMC only): the second racer asks only the odd depths, while the first asks
-every depth. A satisfiable query is often far quicker in a solver that has not just
-shown the depth before it unsatisfiable (linux-5.9 / amd-legacy fork-inherits, depth 3:
-7.0 s after depth 2, 1.9 s without it), so the lookahead racer finds the deeper
-counterexample while the first racer still shows that the shallower depths have none.
-Every racer tells the parent of each depth it found clean as soon as it has; a violation
-at depth d from the lookahead racer is the answer once every depth below d is clean (by
-either racer), so it is a shortest one as the sequential search's is. What the lookahead
-racer ends with otherwise (bounded over the odd depths only) decides nothing.
+*Split depths* (BMC only, ``lookahead``): the racers share the depths out, the first
+asking the solver at the even ones (and the small-scope search at every one), the second
+at the odd ones. A satisfiable query is often far quicker in a solver that has not just
+shown the depth before it clean (linux-5.9 / amd-legacy fork-inherits, depth 3: 7.0 s
+after depth 2, 1.9 s without it), and each shallow unsatisfiable query is asked once
+instead of twice. Every racer tells the parent of each depth it found clean as soon as
+it has; a violation at depth d, from either racer, is the answer once every depth below
+d is clean (by either racer), so it is a shortest one as the sequential search's is,
+and the search is bounded once every depth is clean. What one racer ends with otherwise
+(clean at its own depths) decides nothing.
 """
 
 from __future__ import annotations
@@ -56,16 +57,17 @@ def can_race() -> bool:
 def _racer(
     conn: Connection, system: System, prop: Property, deadline: Deadline, racer: Racer,
     max_depth: int, induction: bool, strengthen: Strengthening | None, known: Known | None,
-    odd_only: bool,
+    share: tuple[int, int] | None,
 ) -> None:  # fmt: skip
-    """The child: run the search, sending ("clean", k) for each depth found clean, then
-    ("ok", kind, depth, reason, k, values, witness) or ("error", why)."""
+    """The child: run the search (if *share* is (n, of), the solver asks only the depths k
+    with k % of == n), sending ("clean", k) for each depth found clean, then ("ok", kind,
+    depth, reason, k, values, witness) or ("error", why)."""
     try:
         solver, fold = racer
         engine = Engine(system, prop, deadline, solver=solver, strengthen=strengthen,
                         fold_initial=fold)  # fmt: skip
         found = engine.run(max_depth, induction=induction, known=known,
-                           only=(lambda k: k % 2 == 1) if odd_only else None,
+                           only=None if share is None else (lambda k: k % share[1] == share[0]),
                            bounded=lambda k: conn.send(("clean", k)))  # fmt: skip
         values = None
         if found.model is not None:  # the last sat answer is the one `found` holds
@@ -90,31 +92,34 @@ def race(
 
     *known* (`Engine.run`'s) is given to the first racer only: the others go straight to
     their solver, so a search that *known* does not end costs the race nothing but that
-    racer's time. *lookahead* (without *induction*): the racers after the first ask only
-    the odd depths (see the module's docstring)."""
+    racer's time. *lookahead* (without *induction*): the racers split the depths (see
+    the module's docstring)."""
     ctx = mp.get_context("fork")
     system.build()
-    children: dict[Connection, tuple[str, Any, bool]] = {}
+    split = lookahead and not induction and len(racers) > 1
+    children: dict[Connection, tuple[str, Any]] = {}
     for n, racer in enumerate(racers):
         parent_end, child_end = ctx.Pipe(duplex=False)
         hint = known if n == 0 else None
-        odd_only = lookahead and not induction and n > 0
+        share = (n, len(racers)) if split else None
         proc = ctx.Process(
             target=_racer, daemon=True,
             args=(child_end, system, prop, deadline, racer, max_depth, induction, strengthen,
-                  hint, odd_only),
+                  hint, share),
         )  # fmt: skip
         proc.start()
         child_end.close()
-        children[parent_end] = (racer[0], proc, odd_only)
+        children[parent_end] = (racer[0], proc)
     reasons: list[str] = []
     first_unknown: Search | None = None
     clean: set[int] = set()  # depths some racer found clean
-    ahead: Search | None = None  # a lookahead violation, until the depths below it are clean
+    pending: dict[int, Search] = {}  # violations, until the depths below them are clean
 
     def settled() -> Search | None:
-        if ahead is not None and clean.issuperset(range(ahead.depth)):
-            return ahead
+        if pending and clean.issuperset(range(depth := min(pending))):
+            return pending[depth]
+        if split and clean.issuperset(range(max_depth + 1)):
+            return Search("bounded", max_depth)
         return None
 
     try:
@@ -126,7 +131,7 @@ def race(
                 break
             for ready_conn in ready:
                 conn = cast(Connection, ready_conn)
-                name, proc, odd_only = children[conn]
+                name, proc = children[conn]
                 try:
                     msg: tuple[Any, ...] = conn.recv()
                 except EOFError:
@@ -148,20 +153,23 @@ def race(
                 model = Model.from_values(values) if values is not None else None
                 found = Search(kind=kind, depth=depth, model=model, reason=reason, k=k,
                                witness=witness)  # fmt: skip
-                if odd_only and kind in ("violated", "lemma-false"):
-                    ahead = found
+                if split and kind in ("violated", "lemma-false"):
+                    pending.setdefault(depth, found)
                     if (found := settled()) is not None:
                         return found
                     continue
-                if odd_only and kind == "bounded":
-                    continue  # clean at the odd depths only: decides nothing
+                if split and kind == "bounded":
+                    continue  # clean at its own depths only: `settled` decides
                 if kind != "unknown":
                     return found
                 reasons.append(f"{name}: {reason}")
                 first_unknown = first_unknown or found
     finally:
-        for _, proc, _ in children.values():
+        for _, proc in children.values():
             proc.kill()
             proc.join(1)
+    if pending:
+        reasons.append(f"a violation at depth {min(pending)}, but depth "
+                       f"{min(set(range(min(pending))) - clean)} was not shown clean")  # fmt: skip
     depth = first_unknown.depth if first_unknown is not None else 0
     return Search("unknown", depth, reason="; ".join(reasons))

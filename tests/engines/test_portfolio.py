@@ -119,13 +119,13 @@ def test_a_spent_deadline_makes_unknown() -> None:
 
 @requires_race
 @pytest.mark.parametrize(("policy", "cpu", "invariant", "depth"), [
-    ("linux-5.9", "amd-zen3", "ptrace-roundtrip-accepted", 1),  # odd: the lookahead's depth
-    ("linux-4.13", "intel", "Q1a", 2),  # even: only the first racer asks it
+    ("linux-5.9", "amd-zen3", "ptrace-roundtrip-accepted", 1),  # odd: the second racer's
+    ("linux-4.13", "intel", "Q1a", 2),  # even: the first racer's
 ])  # fmt: skip
-def test_the_lookahead_race_finds_the_sequential_searchs_depth(
+def test_the_split_race_finds_the_sequential_searchs_depth(
     policy: str, cpu: str, invariant: str, depth: int
 ) -> None:
-    """With the second racer asking only the odd depths, the race still answers at the
+    """With the racers splitting the depths (even, odd), the race still answers at the
     shortest depth, the one the sequential search finds, and its model decodes."""
     system = system_for(load_checked(policy), CPU_MODELS[cpu], Options())
     (inv,) = select_invariants(None, [invariant])
@@ -139,11 +139,11 @@ def test_the_lookahead_race_finds_the_sequential_searchs_depth(
 
 
 @requires_race
-def test_a_lookahead_violation_waits_for_the_shallower_depths() -> None:
-    """The lookahead racer finds ptrace-roundtrip-accepted broken at depth 1, but no racer
+def test_a_split_violation_waits_for_the_shallower_depths() -> None:
+    """The second racer finds ptrace-roundtrip-accepted broken at depth 1, but no racer
     shows depth 0 clean (the first one fails): that is no shortest counterexample, so the
-    race is UNKNOWN. The same racers without lookahead answer depth 1 (the second one then
-    asks depth 0 itself)."""
+    race is UNKNOWN, saying which depth was not shown clean. The same racers without the
+    split answer depth 1 (the second one then asks depth 0 itself)."""
     _, system, inv = _cell("ptrace-roundtrip-accepted")
     racers = [("no-such-solver", True), RACERS[-1]]
 
@@ -153,7 +153,47 @@ def test_a_lookahead_violation_waits_for_the_shallower_depths() -> None:
 
     assert "unknown" == ahead.kind
     assert "no-such-solver:" in ahead.reason
+    assert "a violation at depth 1, but depth 0 was not shown clean" in ahead.reason
     assert ("violated", 1) == (plain.kind, plain.depth)
+
+
+@requires_race
+def test_the_split_race_is_bounded_once_every_depth_is_clean() -> None:
+    """Q1a holds for linux-5.9: neither racer sees every depth, yet together they show
+    depths 0..2 clean, which is BOUNDED(2), as the sequential search says."""
+    _, system, inv = _cell("Q1a")
+    alone = Engine(system, Property(system, inv), Deadline(120)).run(2, induction=False)
+
+    raced = race(system, Property(system, inv), Deadline(120), RACERS, 2, induction=False,
+                 lookahead=True)  # fmt: skip
+
+    assert ("bounded", 2) == (alone.kind, alone.depth)
+    assert ("bounded", 2) == (raced.kind, raced.depth)
+
+
+@requires_race
+def test_a_witness_past_a_depth_nobody_cleared_is_no_answer() -> None:
+    """The first racer's *known* (the small-scope search) is asked at every depth, the odd
+    ones it leaves to the second racer too. Here it names a violation at depth 2 of
+    ptrace-roundtrip-accepted. With the second racer failing, depth 1 is never shown
+    clean: UNKNOWN, saying so. With a real second racer, its violation at depth 1 (the
+    shortest, as the sequential search finds) is the answer, not the deeper witness."""
+    _, system, inv = _cell("ptrace-roundtrip-accepted")
+    prop = Property(system, inv)
+
+    def known(k: int):  # type: ignore[no-untyped-def]
+        return ((), {}, "a witness of the test") if k == 2 else None
+
+    failing = [RACERS[0], ("no-such-solver", False)]
+    alone = race(system, prop, Deadline(120), failing, 3, induction=False, known=known,
+                 lookahead=True)  # fmt: skip
+    both = race(system, prop, Deadline(120), RACERS, 3, induction=False, known=known,
+                lookahead=True)  # fmt: skip
+
+    assert "unknown" == alone.kind
+    assert "a violation at depth 2, but depth 1 was not shown clean" in alone.reason
+    assert ("violated", 1) == (both.kind, both.depth)
+    assert both.witness is None and both.model is not None
 
 
 def test_a_search_that_skips_depths_reports_each_clean_one_and_refuses_induction() -> None:
