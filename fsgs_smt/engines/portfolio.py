@@ -83,6 +83,46 @@ def _racer(
 Racer = tuple[str, bool]  # a solver configuration, and `Engine`'s fold_initial
 
 
+class Ledger:
+    """What the racers of a split search have shown so far, and when that decides it.
+
+    A violation at depth d is the answer once every depth below d is clean, the smallest
+    such one first; the search is bounded once every depth up to *max_depth* is clean.
+    Each racer's own depths come in order, but the racers' reports interleave freely."""
+
+    def __init__(self, max_depth: int) -> None:
+        self.max_depth = max_depth
+        self.clean: set[int] = set()  # depths some racer found clean
+        self.pending: dict[int, Search] = {}  # violations, until the depths below are clean
+
+    def found_clean(self, k: int) -> Search | None:
+        """Depth *k* has no violation; the answer, if that decides the search."""
+        self.clean.add(k)
+        return self.settled()
+
+    def found_violation(self, found: Search) -> Search | None:
+        """A violation (or a false lemma) at ``found.depth``; the answer, if decided."""
+        self.pending.setdefault(found.depth, found)
+        return self.settled()
+
+    def settled(self) -> Search | None:
+        if self.pending and self.clean.issuperset(range(depth := min(self.pending))):
+            return self.pending[depth]
+        if self.clean.issuperset(range(self.max_depth + 1)):
+            return Search("bounded", self.max_depth)
+        return None
+
+    def unsettled(self) -> str:
+        """Why a violation held back is not an answer ("" if none is held back)."""
+        if not self.pending:
+            return ""
+        depth = min(self.pending)
+        missing = set(range(depth)) - self.clean
+        if not missing:
+            return ""
+        return f"a violation at depth {depth}, but depth {min(missing)} was not shown clean"
+
+
 def race(
     system: System, prop: Property, deadline: Deadline, racers: Sequence[Racer],
     max_depth: int, *, induction: bool, strengthen: Strengthening | None = None,
@@ -112,16 +152,7 @@ def race(
         children[parent_end] = (racer[0], proc)
     reasons: list[str] = []
     first_unknown: Search | None = None
-    clean: set[int] = set()  # depths some racer found clean
-    pending: dict[int, Search] = {}  # violations, until the depths below them are clean
-
-    def settled() -> Search | None:
-        if pending and clean.issuperset(range(depth := min(pending))):
-            return pending[depth]
-        if split and clean.issuperset(range(max_depth + 1)):
-            return Search("bounded", max_depth)
-        return None
-
+    ledger = Ledger(max_depth)  # used when the racers split the depths
     try:
         while children:
             left = deadline.left_ms() / 1000 + GRACE_S
@@ -137,8 +168,7 @@ def race(
                 except EOFError:
                     msg = ("error", "the process ended without an answer")
                 if msg[0] == "clean":
-                    clean.add(msg[1])
-                    if (found := settled()) is not None:
+                    if split and (found := ledger.found_clean(msg[1])) is not None:
                         return found
                     continue
                 del children[conn]
@@ -154,9 +184,8 @@ def race(
                 found = Search(kind=kind, depth=depth, model=model, reason=reason, k=k,
                                witness=witness)  # fmt: skip
                 if split and kind in ("violated", "lemma-false"):
-                    pending.setdefault(depth, found)
-                    if (found := settled()) is not None:
-                        return found
+                    if (decided := ledger.found_violation(found)) is not None:
+                        return decided
                     continue
                 if split and kind == "bounded":
                     continue  # clean at its own depths only: `settled` decides
@@ -168,8 +197,7 @@ def race(
         for _, proc in children.values():
             proc.kill()
             proc.join(1)
-    if pending:
-        reasons.append(f"a violation at depth {min(pending)}, but depth "
-                       f"{min(set(range(min(pending))) - clean)} was not shown clean")  # fmt: skip
+    if ledger.unsettled():
+        reasons.append(ledger.unsettled())
     depth = first_unknown.depth if first_unknown is not None else 0
     return Search("unknown", depth, reason="; ".join(reasons))

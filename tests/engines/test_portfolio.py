@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 import z3
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fsgs_smt.encode.property import Property
 from fsgs_smt.engines.backend import Model, Solver, bitwuzla_available
-from fsgs_smt.engines.kind import Deadline, Engine
-from fsgs_smt.engines.portfolio import can_race, race
+from fsgs_smt.engines.kind import Deadline, Engine, Search
+from fsgs_smt.engines.portfolio import Ledger, can_race, race
 from fsgs_smt.engines.verdict import Status
 from fsgs_smt.pipeline import Options, check, system_for
 from fsgs_smt.policy.catalog import load_checked
@@ -215,3 +217,61 @@ def test_a_search_that_skips_depths_reports_each_clean_one_and_refuses_induction
     assert [0] == clean
     with pytest.raises(ValueError, match="induction"):
         Engine(system, prop, Deadline(120)).run(2, induction=True, only=lambda k: True)
+
+
+_REPORTS = st.lists(
+    st.tuples(st.sampled_from(["clean", "violation"]), st.integers(0, 6)), max_size=20
+)
+
+
+@given(max_depth=st.integers(0, 5), reports=_REPORTS)
+def test_the_ledger_answers_a_violation_only_above_clean_depths(
+    max_depth: int, reports: list[tuple[str, int]]
+) -> None:
+    """Whatever the racers report, in any order: a violation at depth d is the answer only
+    once every depth below d was reported clean, and BOUNDED only once every depth was."""
+    ledger = Ledger(max_depth)
+    clean: set[int] = set()
+    for what, k in reports:
+        if what == "clean":
+            clean.add(k)
+            answer = ledger.found_clean(k)
+        else:
+            answer = ledger.found_violation(Search("violated", k))
+        if answer is None:
+            continue
+        if answer.kind == "violated":
+            assert clean.issuperset(range(answer.depth))
+        else:
+            assert ("bounded", max_depth) == (answer.kind, answer.depth)
+            assert clean.issuperset(range(max_depth + 1))
+        return
+
+
+@given(data=st.data(), max_depth=st.integers(0, 5))
+def test_truthful_reports_give_the_shortest_violation(data: st.DataObject, max_depth: int) -> None:
+    """If the shortest violation is at depth v (none: v = max_depth + 1), racers that
+    report only the truth (depths below v clean, violations at v or deeper), in any
+    order, get exactly that answer once depth v's violation and the depths below it are
+    in: never a deeper violation, never BOUNDED while one exists."""
+    v = data.draw(st.integers(0, max_depth + 1), label="shortest")
+    cleans = [("clean", k) for k in range(v)] * 2  # each depth maybe from both racers
+    deeper = (
+        data.draw(st.lists(st.integers(v + 1, max_depth), max_size=3), label="deeper")
+        if v < max_depth else []
+    )  # fmt: skip
+    violations = [("violation", d) for d in [v, *deeper] if d <= max_depth]
+    reports = data.draw(st.permutations(cleans + violations), label="order")
+    ledger = Ledger(max_depth)
+    answer = None
+    for what, k in reports:
+        answer = (ledger.found_clean(k) if what == "clean"
+                  else ledger.found_violation(Search("violated", k)))  # fmt: skip
+        if answer is not None:
+            break
+    assert answer is not None  # everything needed was reported
+    if v <= max_depth:
+        assert ("violated", v) == (answer.kind, answer.depth)
+    else:
+        assert ("bounded", max_depth) == (answer.kind, answer.depth)
+    assert "" == ledger.unsettled()  # what decided it is not held back
