@@ -15,10 +15,11 @@ racer is a forked child (z3's context is not thread-safe, and forking shares the
 built terms); it runs the whole search with its solver
 and sends back plain data: the `Search` fields and, for a satisfying answer, the value
 of every constant (`Solver.values`), from which the parent rebuilds the model
-(`Model.from_values`). The first answer that is not ``unknown`` wins and the other
-children are killed. A racer that fails (an exception, a crash) counts as ``unknown``
-with its reason, so the race is never more sure than one of its racers; everything the
-winner found is re-checked by `pipeline` as any other answer.
+(`Model.from_values`). With k-induction, the first answer that is not ``unknown`` wins
+and the other children are killed; BMC splits the depths (below). A racer that fails
+(an exception, a crash) counts as ``unknown`` with its reason, so the race is never more
+sure than one of its racers; everything the winner found is re-checked by `pipeline` as
+any other answer.
 
 *Split depths* (BMC only, ``lookahead``): the racers share the depths out, the first
 asking the solver at the even ones (and the small-scope search at every one), the second
