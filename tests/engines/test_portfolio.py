@@ -141,22 +141,42 @@ def test_the_split_race_finds_the_sequential_searchs_depth(
 
 
 @requires_race
-def test_a_split_violation_waits_for_the_shallower_depths() -> None:
-    """The second racer finds ptrace-roundtrip-accepted broken at depth 1, but no racer
-    shows depth 0 clean (the first one fails): that is no shortest counterexample, so the
-    race is UNKNOWN, saying which depth was not shown clean. The same racers without the
-    split answer depth 1 (the second one then asks depth 0 itself)."""
+def test_a_split_violation_waits_for_the_shallower_depths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second racer finds ptrace-roundtrip-accepted broken at depth 1, but depth 0
+    cannot be shown clean (its query fails in every process, the first racer's and the
+    helper's that the second racer's free core starts): that is no shortest
+    counterexample, so the race is UNKNOWN, saying which depth was not shown clean."""
+    _, system, inv = _cell("ptrace-roundtrip-accepted")
+    real = Engine.base_case
+
+    def refuse_depth_0(self: Engine, k: int) -> Search:
+        if k == 0:
+            raise RuntimeError("depth 0 refused by the test")
+        return real(self, k)
+
+    monkeypatch.setattr(Engine, "base_case", refuse_depth_0)  # the children are forks
+
+    ahead = race(system, Property(system, inv), Deadline(120), RACERS, 3, induction=False,
+                 lookahead=True)  # fmt: skip
+
+    assert "unknown" == ahead.kind
+    assert ahead.reason.count("depth 0 refused by the test") == 2  # the racer, the helper
+    assert "a violation at depth 1, but depth 0 was not shown clean" in ahead.reason
+
+
+@requires_race
+def test_a_racer_with_a_violation_asks_the_depths_its_rival_left() -> None:
+    """The first racer fails at once, so nobody asks depth 0 in the split; the second finds
+    ptrace-roundtrip-accepted broken at depth 1 and then, its core being free, asks depth 0
+    itself: clean, so its violation is the answer, as the sequential search's is."""
     _, system, inv = _cell("ptrace-roundtrip-accepted")
     racers = [("no-such-solver", True), RACERS[-1]]
 
     ahead = race(system, Property(system, inv), Deadline(120), racers, 3, induction=False,
                  lookahead=True)  # fmt: skip
-    plain = race(system, Property(system, inv), Deadline(120), racers, 3, induction=False)
 
-    assert "unknown" == ahead.kind
-    assert "no-such-solver:" in ahead.reason
-    assert "a violation at depth 1, but depth 0 was not shown clean" in ahead.reason
-    assert ("violated", 1) == (plain.kind, plain.depth)
+    assert ("violated", 1) == (ahead.kind, ahead.depth)
+    assert ahead.model is not None and 1 == len(system.decode(ahead.model, 1))
 
 
 @requires_race
@@ -175,12 +195,13 @@ def test_the_split_race_is_bounded_once_every_depth_is_clean() -> None:
 
 
 @requires_race
-def test_a_witness_past_a_depth_nobody_cleared_is_no_answer() -> None:
+def test_a_witness_past_a_depth_nobody_cleared_waits_for_the_shorter_one() -> None:
     """The first racer's *known* (the small-scope search) is asked at every depth, the odd
     ones it leaves to the second racer too. Here it names a violation at depth 2 of
-    ptrace-roundtrip-accepted. With the second racer failing, depth 1 is never shown
-    clean: UNKNOWN, saying so. With a real second racer, its violation at depth 1 (the
-    shortest, as the sequential search finds) is the answer, not the deeper witness."""
+    ptrace-roundtrip-accepted, which is no answer while depth 1 is not shown clean. With
+    the second racer failing, the first racer's core, free once it has that witness, asks
+    depth 1 and finds the shorter violation; with a real second racer, that one finds it.
+    Either way the answer is the shortest, the sequential search's, with a model."""
     _, system, inv = _cell("ptrace-roundtrip-accepted")
     prop = Property(system, inv)
 
@@ -193,10 +214,9 @@ def test_a_witness_past_a_depth_nobody_cleared_is_no_answer() -> None:
     both = race(system, prop, Deadline(120), RACERS, 3, induction=False, known=known,
                 lookahead=True)  # fmt: skip
 
-    assert "unknown" == alone.kind
-    assert "a violation at depth 2, but depth 1 was not shown clean" in alone.reason
-    assert ("violated", 1) == (both.kind, both.depth)
-    assert both.witness is None and both.model is not None
+    for found in (alone, both):
+        assert ("violated", 1) == (found.kind, found.depth)
+        assert found.witness is None and found.model is not None
 
 
 def test_a_search_that_skips_depths_reports_each_clean_one_and_refuses_induction() -> None:
@@ -276,3 +296,22 @@ def test_truthful_reports_give_the_shortest_violation(data: st.DataObject, max_d
     else:
         assert ("bounded", max_depth) == (answer.kind, answer.depth)
     assert "" == ledger.unsettled()  # what decided it is not held back
+
+
+@given(max_depth=st.integers(0, 5), reports=_REPORTS)
+def test_the_ledger_is_undecided_exactly_while_a_depth_is_missing(
+    max_depth: int, reports: list[tuple[str, int]]
+) -> None:
+    """`missing` (what a racer with a free core asks next) is empty exactly when the search
+    is decided, and names only depths not yet shown clean, below every violation held."""
+    ledger = Ledger(max_depth)
+    for what, k in reports:
+        if what == "clean":
+            ledger.found_clean(k)
+        elif k <= max_depth:  # an engine reports no violation beyond its bound
+            ledger.found_violation(Search("violated", k))
+        missing = ledger.missing()
+        assert (ledger.settled() is None) == bool(missing)
+        assert not set(missing) & ledger.clean
+        assert all(d <= max_depth and all(d < v for v in ledger.pending) for d in missing)
+        assert missing == sorted(missing)
