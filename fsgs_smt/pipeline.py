@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,7 +27,15 @@ from fsgs_smt.encode.property import Property
 from fsgs_smt.encode.system import System
 from fsgs_smt.engines.backend import Answer, Sink, Solver, bitwuzla_available, recording
 from fsgs_smt.engines.houdini import Lemmas, houdini
-from fsgs_smt.engines.kind import Deadline, Engine, Known, Search, Witness, recheck_certificate
+from fsgs_smt.engines.kind import (
+    Deadline,
+    Engine,
+    Known,
+    Search,
+    Strengthening,
+    Witness,
+    recheck_certificate,
+)
 from fsgs_smt.engines.portfolio import Racer, can_race, race
 from fsgs_smt.engines.verdict import Status, Verdict
 from fsgs_smt.errors import InputError
@@ -93,12 +101,18 @@ def check(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options)
             strengthen = None if why else lemmas.conj
         induction = options.engine == "kind"
         racers = _racers(options)
+        later = None
+        if options.engine in ("bmc", "pdr"):
+            later = (RACE_LEMMAS_DEPTH if racers else LEMMAS_DEPTH,
+                     _late_lemmas(system, deadline, options))  # fmt: skip
         scope = small_scope(system, prop, options.ncpus, deadline) if options.small_scope else None
         if racers:
             search = race(system, prop, deadline, racers, options.depth, induction=induction,
-                          strengthen=strengthen, known=scope, lookahead=LOOKAHEAD)  # fmt: skip
+                          strengthen=strengthen, known=scope, lookahead=LOOKAHEAD,
+                          strengthen_later=later)  # fmt: skip
         else:
-            engine = Engine(system, prop, deadline, solver=options.solver, strengthen=strengthen)
+            engine = Engine(system, prop, deadline, solver=options.solver, strengthen=strengthen,
+                            strengthen_later=later)  # fmt: skip
             known = _either(_known(policy, inv, model, options, prop), scope)
             search = engine.run(options.depth, induction=induction, known=known)
         verdict = _conclude(policy, inv, model, options, system, prop, search)
@@ -163,6 +177,14 @@ def _racers(options: Options) -> tuple[Racer, ...]:
 
 
 NI_MAX_DEPTH = 2
+# BMC without the `auto` engine's lemmas (`--engine bmc`, `pdr`'s fallback) asserts them
+# from depth 1 on (`Engine`'s *strengthen_later*): without them the queries of the shipped
+# invariants take seconds from depth 2 or 3 on (linux-5.9 / intel, every invariant to
+# depth 6: over 120 s without, 56 s from depth 4, 24 s from depth 1, Houdini included).
+# `fsgs-smt counterexample`'s race, whose target is 2 s a counterexample, only from depth
+# 4: every shipped counterexample is shallower, and Houdini takes 1.5 s.
+LEMMAS_DEPTH = 1
+RACE_LEMMAS_DEPTH = 4
 LOOKAHEAD = True  # the race's second racer asks only the odd depths (`engines.portfolio`)
 _SYSTEMS: dict[tuple[object, ...], System] = {}
 _LEMMAS: dict[tuple[object, ...], tuple[Lemmas, str]] = {}
@@ -335,6 +357,20 @@ def lemmas_for(system: System, deadline: Deadline, options: Options) -> tuple[Le
             return lemmas, why  # a timeout is not cached: a later call may have more time
         _LEMMAS[key] = (lemmas, why)
     return _LEMMAS[key]
+
+
+def _late_lemmas(
+    system: System, deadline: Deadline, options: Options
+) -> Callable[[], Strengthening | None]:
+    """For BMC without the ``auto`` engine's lemmas (``bmc``, and ``pdr`` after Spacer): the
+    lemmas as `Engine`'s *strengthen_later*, found when a search gets deep enough to need them
+    (None if Houdini does not finish: the search goes on without them)."""
+
+    def later() -> Strengthening | None:
+        lemmas, why = lemmas_for(system, deadline, options)
+        return None if why else lemmas.conj
+
+    return later
 
 
 def _prove_by_lemmas(

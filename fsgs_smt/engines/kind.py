@@ -31,6 +31,8 @@ from fsgs_smt.semantics.events import Event
 SEED = 0
 
 Strengthening = Callable[[dict[str, Any]], Any]
+# Lemmas to assert from some depth on: (that depth, what gives them; None if none).
+LateLemmas = tuple[int, Callable[[], Strengthening | None]]
 
 # A known violation of depth k, already confirmed on the concrete semantics by the caller:
 # the events (the invariant's own included), the invariant's parameters, and how it was
@@ -85,17 +87,28 @@ class Engine:
     initial world's constants substituted into the transition) rather than an instance of
     the template over state variables equal to them. Both say the same; solvers find
     different counterexamples fast in each (`engines.portfolio` races the two).
+
+    *strengthen_later* (d, lemmas): without *strengthen*, BMC (not k-induction, whose
+    certificate says nothing of lemmas) calls *lemmas* for an inductive invariant of the
+    system (None if there is none) once it reaches depth d, and from then on asserts it in
+    every world unrolled so far and after. Counterexamples shallower than d are found
+    without paying for the lemmas; deeper queries get them (linux-5.9 / intel Q1a, depth 4:
+    11.4 s without, 0.3 s with them). It is the same search: the lemmas hold in every
+    reachable world.
     """
 
     def __init__(
         self, system: System, prop: Property, deadline: Deadline, *, solver: str = "auto",
         strengthen: Strengthening | None = None, fold_initial: bool = True,
+        strengthen_later: LateLemmas | None = None,
     ) -> None:  # fmt: skip
         self.system = system
         self.prop = prop
         self.deadline = deadline
         self.solver_name = solver
         self.strengthen = strengthen
+        self.strengthen_later = None if strengthen is not None else strengthen_later
+        self.strengthened_at: int | None = None  # the depth the late lemmas came in at
         self.fold_initial = fold_initial
         self.base = Solver(solver, seed=SEED)
         self.base.add(system.init_constraint(system.state(0)))
@@ -104,6 +117,13 @@ class Engine:
     def base_case(self, k: int) -> Search:
         """Is there a reachable world at depth *k* where the invariant or a lemma fails?"""
         system = self.system
+        if self.strengthen_later is not None and k >= self.strengthen_later[0]:
+            (_, later), self.strengthen_later = self.strengthen_later, None
+            self.strengthen = later()
+            if self.strengthen is not None:
+                self.strengthened_at = k
+                for t in range(1, self.base_depth + 2):  # the worlds unrolled so far
+                    self.base.add(self.strengthen(system.state(t)))
         while self.base_depth < k - 1:
             self.base_depth += 1
             if self.base_depth == 0 and self.fold_initial:  # the initial world's constants in
@@ -168,6 +188,8 @@ class Engine:
         as soon as it is."""
         if only is not None and induction:
             raise ValueError("a search that skips depths proves nothing by induction")
+        if induction:  # its certificate is re-checked without them (`recheck_certificate`)
+            self.strengthen_later = None
         last_cti = 0
         for k in range(max_depth + 1):
             hit = known(k) if known is not None else None
@@ -187,7 +209,12 @@ class Engine:
                 if step.kind == "unknown":
                     return Search("unknown", k, reason=f"induction step: {step.reason}")
                 last_cti = k + 1
-        return Search("bounded", max_depth, reason=f"not {last_cti}-inductive" if induction else "")
+        if induction:
+            return Search("bounded", max_depth, reason=f"not {last_cti}-inductive")
+        if self.strengthened_at is not None:
+            return Search("bounded", max_depth, reason="the system's inductive lemmas asserted "
+                          f"from depth {self.strengthened_at}")  # fmt: skip
+        return Search("bounded", max_depth)
 
 
 def recheck_certificate(

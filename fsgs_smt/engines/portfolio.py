@@ -54,7 +54,7 @@ from typing import Any, cast
 from fsgs_smt.encode.property import Property
 from fsgs_smt.encode.system import System
 from fsgs_smt.engines.backend import Model
-from fsgs_smt.engines.kind import Deadline, Engine, Known, Search, Strengthening
+from fsgs_smt.engines.kind import Deadline, Engine, Known, LateLemmas, Search, Strengthening
 
 GRACE_S = 5.0  # after the deadline, how long to wait for a child to notice it
 
@@ -67,7 +67,7 @@ def can_race() -> bool:
 def _racer(
     conn: Connection, system: System, prop: Property, deadline: Deadline, racer: Racer,
     max_depth: int, induction: bool, strengthen: Strengthening | None, known: Known | None,
-    only: Callable[[int], bool] | None,
+    only: Callable[[int], bool] | None, later: LateLemmas | None,
 ) -> None:  # fmt: skip
     """The child: run the search (asking the solver only at the depths *only* accepts, if
     given), sending ("clean", k) for each depth found clean, then ("ok", kind, depth,
@@ -75,7 +75,7 @@ def _racer(
     try:
         solver, fold = racer
         engine = Engine(system, prop, deadline, solver=solver, strengthen=strengthen,
-                        fold_initial=fold)  # fmt: skip
+                        fold_initial=fold, strengthen_later=later)  # fmt: skip
         found = engine.run(max_depth, induction=induction, known=known, only=only,
                            bounded=lambda k: conn.send(("clean", k)))  # fmt: skip
         values = None
@@ -139,13 +139,16 @@ def race(
     system: System, prop: Property, deadline: Deadline, racers: Sequence[Racer],
     max_depth: int, *, induction: bool, strengthen: Strengthening | None = None,
     known: Known | None = None, lookahead: bool = False,
+    strengthen_later: LateLemmas | None = None,
 ) -> Search:  # fmt: skip
     """`Engine.run` with each of *racers* in its own process; the first decisive answer.
 
     *known* (`Engine.run`'s) is given to the first racer only: the others go straight to
     their solver, so a search that *known* does not end costs the race nothing but that
     racer's time. *lookahead* (without *induction*): the racers split the depths, and a
-    racer done with its share helps with what is missing (see the module's docstring)."""
+    racer done with its share helps with what is missing (see the module's docstring).
+    *strengthen_later* is each racer's `Engine`'s (each finds the lemmas in its own
+    process, when its search gets that deep)."""
     ctx = mp.get_context("fork")
     system.build()
     split = lookahead and not induction and len(racers) > 1
@@ -158,7 +161,7 @@ def race(
         proc = ctx.Process(
             target=_racer, daemon=True,
             args=(child_end, system, prop, deadline, racer, top, induction, strengthen, hint,
-                  only),
+                  only, strengthen_later),
         )  # fmt: skip
         proc.start()
         child_end.close()
