@@ -25,8 +25,7 @@ import typer
 from rich.console import Console
 
 from fsgs_smt.engines.backend import UnavailableSolverError
-from fsgs_smt.errors import FsgsError, InputError, describe
-from fsgs_smt.native.run import CannotReplayError
+from fsgs_smt.errors import CannotReplayError, FsgsError, InputError, describe
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.catalog import DEFAULT_POLICY, load_checked, shipped_policies
 from fsgs_smt.policy.expr import U64_MAX
@@ -377,7 +376,10 @@ def prove_cmd(
     depth: Annotated[int, typer.Option(help="BMC depth for counterexamples.")] = 6,
     engine: Annotated[
         EngineChoice,
-        typer.Option(help="auto: lemmas + BMC; bmc; kind: k-induction; pdr: Spacer + BMC."),
+        typer.Option(
+            help="auto: lemmas + BMC; bmc: BMC (the lemmas asserted from depth 1); "
+            "kind: k-induction; pdr: Spacer + BMC."
+        ),
     ] = EngineChoice.AUTO,
     timeout: Annotated[
         float, typer.Option(help="Seconds per invariant and CPU model (at most 1000000).")

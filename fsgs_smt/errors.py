@@ -58,3 +58,10 @@ def describe(value: object) -> str:
 
 class InternalError(FsgsError):
     """A bug in fsgs-smt itself (an invariant of the implementation broke)."""
+
+
+class CannotReplayError(FsgsError):
+    """This machine cannot run the trace natively (exit code 5); the message is one line.
+
+    Here rather than in `native.run`, which raises it, so that the CLI can catch it without
+    importing the native replay (and gcc's flags, the C generator) on every command."""

@@ -19,8 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fsgs_smt.engines.verdict import Status, Verdict
-from fsgs_smt.native.reproduce import reproducer_source
-from fsgs_smt.native.run import CannotReplayError
+from fsgs_smt.errors import CannotReplayError
 from fsgs_smt.pipeline import Options, evaluate
 from fsgs_smt.policy import ast
 from fsgs_smt.policy.invariants import Invariant
@@ -258,6 +257,8 @@ def _reproducer(
         f"  {expect} is false in the model with {values}",
         f"predicted: the results and states of {policy.name} on {cpu}, the violating outcome",
     )  # fmt: skip
+    from fsgs_smt.native.reproduce import reproducer_source  # noqa: PLC0415 - gcc's world, on demand
+
     return reproducer_source(
         run.trace, policy, CPU_MODELS[cpu], settings=options.settings, name=inv.id,
         heading=heading, verdict=f"this machine showed the outcome that breaks {inv.id}",

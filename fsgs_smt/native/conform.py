@@ -30,11 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fsgs_smt.errors import InputError, InternalError
+from fsgs_smt.errors import CannotReplayError, InputError, InternalError
 from fsgs_smt.native import cgen
 from fsgs_smt.native.machine import MachineInfo, probe
 from fsgs_smt.native.randtrace import Features, random_trace
-from fsgs_smt.native.run import CannotReplayError, ReplayReport, replay
+from fsgs_smt.native.run import ReplayReport, replay
 from fsgs_smt.policy import ast
 from fsgs_smt.semantics.cpu import CpuModel
 from fsgs_smt.semantics.events import Trace

@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from fsgs_smt.errors import InternalError
+from fsgs_smt.errors import CannotReplayError, InternalError
 from fsgs_smt.native import cgen
 from fsgs_smt.native.machine import MachineInfo, probe
 from fsgs_smt.native.render import value_text
 from fsgs_smt.native.run import (
-    CannotReplayError,
     Seen,
     check_machine,
     compile_program,

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from fsgs_smt.errors import FsgsError, InternalError
+from fsgs_smt.errors import CannotReplayError, FsgsError, InternalError
 from fsgs_smt.native import cgen
 from fsgs_smt.native.machine import MachineInfo, probe
 from fsgs_smt.policy import ast
@@ -80,10 +80,6 @@ COMPILE_TIMEOUT_S: Final = 120.0
 STATE_KEYS: Final = ("fs", "fs_base", "gs", "gs_base")
 _TRACER = (PtracePeek, PtracePoke, PtraceSetregs)
 _U64: Final = 2**64 - 1
-
-
-class CannotReplayError(FsgsError):
-    """This machine cannot run the trace natively (exit code 5); the message is one line."""
 
 
 # -- the prediction ---------------------------------------------------------------------------

@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 
 from fsgs_smt import proofs
 from fsgs_smt.cli import app
+from fsgs_smt.errors import CannotReplayError
 from fsgs_smt.native import cgen
 from fsgs_smt.native.machine import probe
 from fsgs_smt.native.reproduce import expected, reproduce, reproducer_source
-from fsgs_smt.native.run import CannotReplayError
 from fsgs_smt.pipeline import Options, evaluate
 from fsgs_smt.policy.catalog import load_checked
 from fsgs_smt.proving import select_invariants

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from fsgs_smt.errors import InternalError
+from fsgs_smt.errors import CannotReplayError, InternalError
 from fsgs_smt.native.machine import MachineInfo
 from fsgs_smt.native.render import render_json, render_text, value_text
 from fsgs_smt.native.run import (
     ASYNCHRONOUS,
-    CannotReplayError,
     NativeEvent,
     NativeRun,
     Prediction,
