@@ -48,6 +48,7 @@ import multiprocessing as mp
 import os
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from multiprocessing.connection import Connection, wait
 from typing import Any, cast
 
@@ -70,14 +71,18 @@ def _racer(
     only: Callable[[int], bool] | None, later: LateLemmas | None,
 ) -> None:  # fmt: skip
     """The child: run the search (asking the solver only at the depths *only* accepts, if
-    given), sending ("clean", k) for each depth found clean, then ("ok", kind, depth,
-    reason, k, values, witness) or ("error", why)."""
+    given), sending ("clean", k, d) for each depth k found clean (d: the depth the late
+    lemmas came in at, or None), then ("ok", kind, depth, reason, k, values, witness) or
+    ("error", why)."""
     try:
         solver, fold = racer
         engine = Engine(system, prop, deadline, solver=solver, strengthen=strengthen,
                         fold_initial=fold, strengthen_later=later)  # fmt: skip
-        found = engine.run(max_depth, induction=induction, known=known, only=only,
-                           bounded=lambda k: conn.send(("clean", k)))  # fmt: skip
+
+        def clean(k: int) -> None:
+            conn.send(("clean", k, engine.strengthened_at))
+
+        found = engine.run(max_depth, induction=induction, known=known, only=only, bounded=clean)
         values = None
         if found.model is not None:  # the last sat answer is the one `found` holds
             solver_of = engine.base if found.kind in ("violated", "lemma-false") else None
@@ -174,6 +179,7 @@ def race(
     reasons: list[str] = []
     first_unknown: Search | None = None
     ledger = Ledger(max_depth)  # used when the racers split the depths
+    lemmas_from: int | None = None  # the shallowest depth shown clean with the late lemmas
     try:
         while children:
             left = deadline.left_ms() / 1000 + GRACE_S
@@ -190,7 +196,14 @@ def race(
                 except EOFError:
                     msg = ("error", "the process ended without an answer")
                 if msg[0] == "clean":
+                    if msg[2] is not None and (lemmas_from is None or msg[2] < lemmas_from):
+                        lemmas_from = msg[2]
                     if split and (found := ledger.found_clean(msg[1])) is not None:
+                        if found.kind == "bounded" and lemmas_from is not None:
+                            reason = (
+                                f"the system's inductive lemmas asserted from depth {lemmas_from}"
+                            )
+                            return replace(found, reason=reason)
                         return found
                     continue
                 del children[conn]

@@ -14,7 +14,9 @@ import pytest
 import z3
 
 from fsgs_smt.encode.property import Property
+from fsgs_smt.engines.backend import bitwuzla_available
 from fsgs_smt.engines.kind import Deadline, Engine
+from fsgs_smt.engines.portfolio import can_race, race
 from fsgs_smt.engines.verdict import Status
 from fsgs_smt.pipeline import LEMMAS_DEPTH, RACE_LEMMAS_DEPTH, Options, check, system_for
 from fsgs_smt.policy.catalog import load_checked
@@ -123,3 +125,25 @@ def test_bounded_bmc_says_it_used_the_lemmas() -> None:
 
     assert (Status.BOUNDED, 2) == (verdict.status, verdict.depth)
     assert f"inductive lemmas asserted from depth {LEMMAS_DEPTH}" in verdict.reason
+
+
+@pytest.mark.skipif(not can_race(), reason="the race needs fork() and at least two CPUs")
+def test_the_races_bounded_answer_says_it_used_the_lemmas() -> None:
+    """In the split race the first racer asks depths 0 and 2, with the lemmas from 2 on,
+    the second depth 1 without: BOUNDED(2), saying from which depth lemmas were relied on
+    (the answer is the ledger's, not a racer's, so the racers report it with each depth)."""
+    system = system_for(load_checked("linux-5.9"), CPU_MODELS["intel"], Options())
+    (inv,) = select_invariants(None, ["kernel-never-loads-noncanonical"])
+    prop = Property(system, inv)
+    racers = [("bitwuzla" if bitwuzla_available() else "z3", True), ("z3", False)]
+
+    def later() -> Any:
+        return lambda world: z3.BoolVal(True)
+
+    plain = race(system, prop, Deadline(600), racers, 2, induction=False, lookahead=True)
+    helped = race(system, prop, Deadline(600), racers, 2, induction=False, lookahead=True,
+                  strengthen_later=(2, later))  # fmt: skip
+
+    assert ("bounded", 2, "") == (plain.kind, plain.depth, plain.reason)
+    assert ("bounded", 2) == (helped.kind, helped.depth)
+    assert "the system's inductive lemmas asserted from depth 2" == helped.reason
