@@ -530,9 +530,10 @@ def counterexample_cmd(
         found_with = Options(settings=overrides, ncpus=ncpus, ldt_slots=ldt_slots)
         if run is None:
             why = verdict.reason
-            if verdict.label.startswith("BOUNDED") and not why:
-                why = (f"no trace of up to {verdict.depth} events breaks it (--depth); "
-                       "fsgs-smt prove decides it for every length")  # fmt: skip
+            if verdict.label.startswith("BOUNDED"):
+                why = (f"no trace of up to {verdict.depth} events breaks it (--depth"
+                       + (f"; {why}" if why else "")
+                       + "); fsgs-smt prove decides it for every length")  # fmt: skip
             print(f"{inv.id} on {pol.name}/{model}: {verdict.label}" + (f": {why}" if why else ""),
                   file=sys.stderr)  # fmt: skip
             return ExitCode.UNKNOWN if verdict.label != "PROVED" else ExitCode.OK

@@ -15,8 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from fsgs_smt.cli import app
+from fsgs_smt.engines.portfolio import can_race
 from fsgs_smt.engines.verdict import Status
-from fsgs_smt.pipeline import Options, check
+from fsgs_smt.pipeline import LEMMAS_DEPTH, RACE_LEMMAS_DEPTH, Options, check
 from fsgs_smt.policy.catalog import load_checked
 from fsgs_smt.proving import select_invariants
 from fsgs_smt.semantics.cpu import CPU_MODELS
@@ -415,5 +416,19 @@ def test_a_counterexample_search_that_finds_none_says_what_was_searched() -> Non
     assert 3 == result.exit_code
     assert result.stderr == (
         "Q1a on linux-5.9/intel: BOUNDED(2): no trace of up to 2 events breaks it (--depth); "
+        "fsgs-smt prove decides it for every length\n"
+    )  # fmt: skip
+
+
+def test_a_deep_counterexample_search_that_finds_none_names_the_lemmas_it_relied_on() -> None:
+    """From depth 4 the race asserts the system's inductive lemmas (from depth 1 without
+    a race, on one CPU); BOUNDED says so too."""
+    result = RUNNER.invoke(app, ["counterexample", "linux-5.9", "kernel-never-loads-noncanonical",
+                                 "--cpu", "intel", "--depth", "4"])  # fmt: skip
+    at = RACE_LEMMAS_DEPTH if can_race() else LEMMAS_DEPTH
+    assert 3 == result.exit_code
+    assert result.stderr == (
+        "kernel-never-loads-noncanonical on linux-5.9/intel: BOUNDED(4): no trace of up to 4 "
+        f"events breaks it (--depth; the system's inductive lemmas asserted from depth {at}); "
         "fsgs-smt prove decides it for every length\n"
     )  # fmt: skip
