@@ -117,9 +117,10 @@ def check(policy: ast.Policy, inv: Invariant, model: CpuModel, options: Options)
             search = engine.run(options.depth, induction=induction, known=known)
         verdict = _conclude(policy, inv, model, options, system, prop, search)
         if proved is not None and verdict.status is Status.BOUNDED:
+            # why there is no proof, then what the bounded search relied on (if anything)
+            why = "; ".join(r for r in (proved.reason, verdict.reason) if r)
             verdict = Verdict(
-                status=Status.BOUNDED, depth=verdict.depth, engine=verdict.engine,
-                reason=proved.reason,
+                status=Status.BOUNDED, depth=verdict.depth, engine=verdict.engine, reason=why
             )  # fmt: skip
     return Verdict(
         status=verdict.status, depth=verdict.depth, engine=verdict.engine, reason=verdict.reason,

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 import z3
 
+from fsgs_smt import pipeline
 from fsgs_smt.encode.property import Property
 from fsgs_smt.engines.backend import bitwuzla_available
 from fsgs_smt.engines.kind import Deadline, Engine
 from fsgs_smt.engines.portfolio import can_race, race
-from fsgs_smt.engines.verdict import Status
+from fsgs_smt.engines.verdict import Status, Verdict
 from fsgs_smt.pipeline import LEMMAS_DEPTH, RACE_LEMMAS_DEPTH, Options, check, system_for
 from fsgs_smt.policy.catalog import load_checked
 from fsgs_smt.proving import select_invariants
@@ -147,3 +148,23 @@ def test_the_races_bounded_answer_says_it_used_the_lemmas() -> None:
     assert ("bounded", 2, "") == (plain.kind, plain.depth, plain.reason)
     assert ("bounded", 2) == (helped.kind, helped.depth)
     assert "the system's inductive lemmas asserted from depth 2" == helped.reason
+
+
+def test_pdrs_bounded_answer_says_why_there_is_no_proof_and_what_bmc_relied_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--engine pdr``: when Spacer gives no proof (here at once, by a stand-in), BMC goes
+    on with the lemmas from depth 1; the BOUNDED verdict keeps both reasons."""
+    policy = load_checked("linux-5.9")
+    (inv,) = select_invariants(None, ["kernel-never-loads-noncanonical"])
+
+    def no_proof(*_: Any) -> Verdict:
+        return Verdict(status=Status.UNKNOWN, depth=0, engine="pdr", reason="spacer: stand-in")
+
+    monkeypatch.setattr(pipeline, "_prove_by_spacer", no_proof)
+    verdict = check(policy, inv, CPU_MODELS["intel"], Options(engine="pdr", depth=2, timeout=600))
+
+    assert (Status.BOUNDED, 2) == (verdict.status, verdict.depth)
+    assert verdict.reason == (
+        f"spacer: stand-in; the system's inductive lemmas asserted from depth {LEMMAS_DEPTH}"
+    )
