@@ -26,6 +26,7 @@ from pathlib import Path
 from fsgs_smt import proofs as pr
 from fsgs_smt.encode.property import Property
 from fsgs_smt.engines.kind import Deadline, Engine
+from fsgs_smt.errors import InputError
 from fsgs_smt.pipeline import Options, lemmas_for, system_for
 from fsgs_smt.policy.catalog import load_checked
 from fsgs_smt.proving import counterexample, select_invariants
@@ -68,6 +69,14 @@ def main() -> None:
         "--all", action="store_true", help="every policy's and CPU model's counterexamples"
     )
     args = parser.parse_args()
+    try:  # before the counterexamples, so that a typo costs nothing
+        load_checked(args.policy)
+        if args.invariant != "all":
+            select_invariants(None, [args.invariant])
+    except InputError as exc:
+        parser.exit(2, f"{exc}\n")
+    if not args.all and args.cpu not in CPU_MODELS:
+        parser.exit(2, f"--cpu {args.cpu}: expected one of {', '.join(CPU_MODELS)}\n")
     cells = (
         [(p, c) for p in pr.shipped_policy_names() for c in CPU_MODELS]
         if args.all
